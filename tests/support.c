@@ -1,0 +1,113 @@
+#include "support.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void test_make_temp_dir(char *out, size_t cap, const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, cap, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+    if (!mkdtemp(out)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void test_remove_dir(const char *path)
+{
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int test_run_tool(const char *const argv[])
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", DUET_TOOLS_DIR, argv[0]);
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        if (!getenv("DUET_TEST_VERBOSE")) {
+            int fd = open("/dev/null", O_WRONLY);
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0) {
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        abort();
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+char *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len) {
+        *len = n;
+    }
+    return buf;
+}
+
+void test_make_lab(const char *dir, const char *const names[])
+{
+    const char *init[] = {"duet-certs", "init", dir, NULL};
+    if (test_run_tool(init) != 0) {
+        fprintf(stderr, "duet-certs init %s failed\n", dir);
+        abort();
+    }
+    for (size_t i = 0; names[i]; i++) {
+        const char *issue[] = {"duet-certs", "issue", dir, names[i], NULL};
+        if (test_run_tool(issue) != 0) {
+            fprintf(stderr, "duet-certs issue %s %s failed\n", dir, names[i]);
+            abort();
+        }
+    }
+}
