@@ -1,0 +1,33 @@
+#include "worker_config.h"
+
+#include "config.h"
+
+static const duet_config_field worker_fields[] = {
+    DUET_CONFIG_FIELD_STRING(duet_worker_config, listen, "listen", DUET_CONFIG_OPTIONAL,
+                             DUET_WORKER_DEFAULT_LISTEN),
+    DUET_CONFIG_FIELD_SECTION(duet_worker_config, tls, "tls", DUET_CONFIG_OPTIONAL,
+                              &duet_tls_settings_schema),
+    DUET_CONFIG_FIELD_SECTION(duet_worker_config, rpc, "rpc", DUET_CONFIG_OPTIONAL,
+                              &duet_rpc_settings_schema),
+    DUET_CONFIG_FIELD_SECTION(duet_worker_config, admission, "admission", DUET_CONFIG_OPTIONAL,
+                              &duet_admission_settings_schema),
+    DUET_CONFIG_FIELD_SECTION(duet_worker_config, log, "log", DUET_CONFIG_OPTIONAL,
+                              &duet_log_settings_schema),
+};
+const duet_config_schema duet_worker_config_schema =
+    DUET_CONFIG_SCHEMA(duet_worker_config, worker_fields);
+
+duet_code duet_worker_config_load(const char *path, duet_worker_config *cfg, duet_status *st)
+{
+    return duet_config_load_file(path, &duet_worker_config_schema, cfg, st);
+}
+
+void duet_worker_config_defaults(duet_worker_config *cfg)
+{
+    duet_config_defaults(&duet_worker_config_schema, cfg);
+}
+
+void duet_worker_config_free(duet_worker_config *cfg)
+{
+    duet_config_free(&duet_worker_config_schema, cfg);
+}

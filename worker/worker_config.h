@@ -1,0 +1,32 @@
+/* duet-worker's configuration file (conf/worker.yaml documents every key).
+ *
+ * Top-level keys: listen, tls, rpc, admission, log. Command-line flags override what this
+ * returns; the daemon applies them after loading. */
+#ifndef DUET_WORKER_CONFIG_H
+#define DUET_WORKER_CONFIG_H
+
+#include "node_config.h"
+#include "status.h"
+
+#define DUET_WORKER_DEFAULT_LISTEN "tls+tcp://0.0.0.0:7700"
+
+typedef struct {
+    char *listen; /* NNG URL the worker listens on; default DUET_WORKER_DEFAULT_LISTEN */
+    duet_tls_settings tls;
+    duet_rpc_settings rpc;
+    duet_admission_settings admission;
+    duet_log_settings log;
+} duet_worker_config;
+
+extern const duet_config_schema duet_worker_config_schema;
+
+/* Reads path over the defaults; errors name file:line:column and key (see config.h). On
+ * error cfg holds nothing to free. */
+duet_code duet_worker_config_load(const char *path, duet_worker_config *cfg, duet_status *st);
+
+/* Defaults only, for running on flags alone. */
+void duet_worker_config_defaults(duet_worker_config *cfg);
+
+void duet_worker_config_free(duet_worker_config *cfg);
+
+#endif
