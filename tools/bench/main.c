@@ -1,0 +1,35 @@
+/* duet-bench: measurements of duet's parts. One subcommand per part. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "rpc_bench.h"
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: duet-bench COMMAND [options]\n"
+                "\n"
+                "commands:\n"
+                "  rpc     RPC round-trip latency and stream throughput, tls+tcp and tcp\n"
+                "\n"
+                "`duet-bench COMMAND --help` lists a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    duet_log_set_tag("bench");
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "rpc") == 0 || strcmp(argv[1], "rpc-serve") == 0) {
+        if (duet_log_get_level() < DUET_LOG_ERROR) {
+            duet_log_set_level(DUET_LOG_ERROR); /* the insecure-transport warning is expected */
+        }
+        return bench_rpc_main(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "duet-bench: unknown command %s\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
