@@ -10,6 +10,7 @@ packages=(
   libyaml-dev libzstd-dev
   libcriterion-dev
   libjansson-dev libsqlite3-dev libedit-dev
+  libpcre2-dev
 )
 
 missing=()
