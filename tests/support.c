@@ -59,6 +59,53 @@ int test_run_tool(const char *const argv[])
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while ((got = read(fd, buf + n, cap - n - 1)) > 0) {
+        n += (size_t)got;
+        if (cap - n - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+int test_run_tool_capture(const char *const argv[], char **out, char **err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", DUET_TOOLS_DIR, argv[0]);
+    char out_name[] = "/tmp/duet-test-out-XXXXXX", err_name[] = "/tmp/duet-test-err-XXXXXX";
+    int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
+    unlink(out_name);
+    unlink(err_name);
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(out_fd, STDOUT_FILENO);
+        dup2(err_fd, STDERR_FILENO);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    lseek(out_fd, 0, SEEK_SET);
+    lseek(err_fd, 0, SEEK_SET);
+    *out = slurp_fd(out_fd);
+    if (err) {
+        *err = slurp_fd(err_fd);
+    }
+    close(out_fd);
+    close(err_fd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int test_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

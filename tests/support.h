@@ -14,6 +14,10 @@ void test_remove_dir(const char *path);
  * /dev/null unless DUET_TEST_VERBOSE is set; returns its exit status (-1 if it could not run). */
 int test_run_tool(const char *const argv[]);
 
+/* Like test_run_tool, but returns the tool's standard output (malloc'd, NUL-terminated) in
+ * *out, and its standard error in *err when err is not NULL. */
+int test_run_tool_capture(const char *const argv[], char **out, char **err);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int test_free_port(void);
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "engine_bench.h"
 #include "rpc_bench.h"
 
 static void usage(FILE *to)
@@ -11,6 +12,7 @@ static void usage(FILE *to)
                 "\n"
                 "commands:\n"
                 "  rpc     RPC round-trip latency and stream throughput, tls+tcp and tcp\n"
+                "  engine  model load time, prefill and decode tokens/s on a GGUF\n"
                 "\n"
                 "`duet-bench COMMAND --help` lists a command's options.\n");
 }
@@ -28,6 +30,9 @@ int main(int argc, char **argv)
             duet_log_set_level(DUET_LOG_ERROR); /* the insecure-transport warning is expected */
         }
         return bench_rpc_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "engine") == 0) {
+        return bench_engine_main(argc - 1, argv + 1);
     }
     fprintf(stderr, "duet-bench: unknown command %s\n", argv[1]);
     usage(stderr);
