@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "chat_template.h"
+#include "cli_number.h"
 #include "engine.h"
 #include "model.h"
 #include "sampler.h"
@@ -74,30 +75,6 @@ int duet_oneshot_requested(int argc, char **argv)
     return 0;
 }
 
-static bool parse_float(const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || *end || end == s || !isfinite(v)) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-static bool parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static int parse_args(int argc, char **argv, oneshot_opts *o)
 {
     enum {
@@ -148,15 +125,15 @@ static int parse_args(int argc, char **argv, oneshot_opts *o)
             o->prompt = optarg;
             break;
         case 'n':
-            ok = parse_int(optarg, 0, 1 << 20, &v);
+            ok = duet_parse_long(optarg, 0, 1 << 20, &v);
             o->n_predict = (int32_t)v;
             break;
         case 't':
-            ok = parse_int(optarg, 1, 256, &v);
+            ok = duet_parse_long(optarg, 1, 256, &v);
             o->threads = (int)v;
             break;
         case 'c':
-            ok = parse_int(optarg, 8, 1 << 20, &v);
+            ok = duet_parse_long(optarg, 8, 1 << 20, &v);
             o->ctx = (uint32_t)v;
             break;
         case O_IDS:
@@ -172,29 +149,30 @@ static int parse_args(int argc, char **argv, oneshot_opts *o)
             o->template_name = optarg;
             break;
         case O_TEMP:
-            ok = parse_float(optarg, &o->sampling.temperature) && o->sampling.temperature >= 0;
+            ok = duet_parse_float(optarg, &o->sampling.temperature) && o->sampling.temperature >= 0;
             break;
         case O_TOPK:
-            ok = parse_int(optarg, 0, 1 << 24, &v);
+            ok = duet_parse_long(optarg, 0, 1 << 24, &v);
             o->sampling.top_k = (uint32_t)v;
             break;
         case O_TOPP:
-            ok = parse_float(optarg, &o->sampling.top_p) && o->sampling.top_p >= 0 &&
+            ok = duet_parse_float(optarg, &o->sampling.top_p) && o->sampling.top_p >= 0 &&
                  o->sampling.top_p <= 1;
             break;
         case O_MINP:
-            ok = parse_float(optarg, &o->sampling.min_p) && o->sampling.min_p >= 0 &&
+            ok = duet_parse_float(optarg, &o->sampling.min_p) && o->sampling.min_p >= 0 &&
                  o->sampling.min_p <= 1;
             break;
         case O_REP:
-            ok = parse_float(optarg, &o->sampling.repeat_penalty) && o->sampling.repeat_penalty > 0;
+            ok = duet_parse_float(optarg, &o->sampling.repeat_penalty) &&
+                 o->sampling.repeat_penalty > 0;
             break;
         case O_REPN:
-            ok = parse_int(optarg, 0, DUET_SAMPLER_MAX_LAST_N, &v);
+            ok = duet_parse_long(optarg, 0, DUET_SAMPLER_MAX_LAST_N, &v);
             o->sampling.repeat_last_n = (uint32_t)v;
             break;
         case O_SEED:
-            ok = parse_int(optarg, 0, 0x7fffffff, &v);
+            ok = duet_parse_long(optarg, 0, 0x7fffffff, &v);
             o->sampling.seed = (uint64_t)v;
             o->sampling.has_seed = true;
             break;
@@ -202,7 +180,7 @@ static int parse_args(int argc, char **argv, oneshot_opts *o)
             o->print_tokens = true;
             break;
         case O_TOPLOG:
-            ok = parse_int(optarg, 1, 1000, &v);
+            ok = duet_parse_long(optarg, 1, 1000, &v);
             o->top_logits = (uint32_t)v;
             break;
         case 'h':

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "cli_number.h"
 #include "engine.h"
 #include "kernels.h"
 #include "model.h"
@@ -111,18 +112,6 @@ static void topk_json(FILE *f, const float *l, uint32_t n, uint32_t k, uint32_t 
     fprintf(f, "]}");
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || end == s || v > 1000000) {
-        return false;
-    }
-    *out = (uint32_t)v;
-    return true;
-}
-
 int bench_engine_main(int argc, char **argv)
 {
     engine_opts o = {
@@ -147,23 +136,23 @@ int bench_engine_main(int argc, char **argv)
             o.model = optarg;
             break;
         case 't':
-            ok = parse_u32(optarg, &v) && v >= 1 && v <= 256;
+            ok = duet_parse_u32(optarg, 1, 256, &v);
             o.threads = (int)v;
             break;
         case 'p':
-            ok = parse_u32(optarg, &o.prompt) && o.prompt >= 1;
+            ok = duet_parse_u32(optarg, 1, 1000000, &o.prompt);
             break;
         case 'n':
-            ok = parse_u32(optarg, &o.gen);
+            ok = duet_parse_u32(optarg, 0, 1000000, &o.gen);
             break;
         case 'k':
-            ok = parse_u32(optarg, &o.check_steps);
+            ok = duet_parse_u32(optarg, 0, 1000000, &o.check_steps);
             break;
         case 'K':
-            ok = parse_u32(optarg, &o.topk) && o.topk >= 1;
+            ok = duet_parse_u32(optarg, 1, 64, &o.topk);
             break;
         case 's':
-            ok = parse_u32(optarg, &o.seed);
+            ok = duet_parse_u32(optarg, 0, UINT32_MAX, &o.seed);
             break;
         case 'j':
             o.json = true;

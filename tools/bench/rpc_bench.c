@@ -15,6 +15,7 @@
 
 #include <nng/nng.h>
 
+#include "cli_number.h"
 #include "log.h"
 #include "node_config.h"
 #include "rpc.h"
@@ -383,18 +384,6 @@ static void print_json(const rpc_bench_result *r, size_t n, const rpc_bench_opts
     printf("}\n");
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || end == s || v > UINT32_MAX) {
-        return false;
-    }
-    *out = (uint32_t)v;
-    return true;
-}
-
 int bench_rpc_main(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "rpc-serve") == 0) {
@@ -430,16 +419,16 @@ int bench_rpc_main(int argc, char **argv)
             ok = o.want_tls || o.want_tcp;
             break;
         case 'c':
-            ok = parse_u32(optarg, &o.calls) && o.calls > 0;
+            ok = duet_parse_u32(optarg, 1, UINT32_MAX, &o.calls);
             break;
         case 'w':
-            ok = parse_u32(optarg, &o.warmup);
+            ok = duet_parse_u32(optarg, 0, UINT32_MAX, &o.warmup);
             break;
         case 'm':
-            ok = parse_u32(optarg, &o.messages) && o.messages > 0;
+            ok = duet_parse_u32(optarg, 1, UINT32_MAX, &o.messages);
             break;
         case 's':
-            ok = parse_u32(optarg, &o.size) && o.size <= (8u << 20);
+            ok = duet_parse_u32(optarg, 0, 8u << 20, &o.size);
             break;
         case 'C':
             o.certs_dir = optarg;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_number.h"
 #include "gguf.h"
 #include "gguf_writer.h"
 #include "kernels.h"
@@ -172,18 +173,6 @@ static bool parse_type(const char *s, uint32_t *out)
     return false;
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || end == s || v == 0 || v > (1ul << 24)) {
-        return false;
-    }
-    *out = (uint32_t)v;
-    return true;
-}
-
 static int check_shape(const mk_opts *o, uint32_t type, const char *what, int64_t cols)
 {
     const duet_type_traits *tr = duet_type_traits_of(type);
@@ -291,22 +280,22 @@ int main(int argc, char **argv)
             o.arch = optarg;
             break;
         case 'd':
-            ok = parse_u32(optarg, &o.dim);
+            ok = duet_parse_u32(optarg, 1, 1u << 24, &o.dim);
             break;
         case 'f':
-            ok = parse_u32(optarg, &o.ffn);
+            ok = duet_parse_u32(optarg, 1, 1u << 24, &o.ffn);
             break;
         case 'l':
-            ok = parse_u32(optarg, &o.layers);
+            ok = duet_parse_u32(optarg, 1, 1u << 24, &o.layers);
             break;
         case 'H':
-            ok = parse_u32(optarg, &o.heads);
+            ok = duet_parse_u32(optarg, 1, 1u << 24, &o.heads);
             break;
         case 'K':
-            ok = parse_u32(optarg, &o.kv_heads);
+            ok = duet_parse_u32(optarg, 1, 1u << 24, &o.kv_heads);
             break;
         case 'c':
-            ok = parse_u32(optarg, &o.ctx);
+            ok = duet_parse_u32(optarg, 1, 1u << 24, &o.ctx);
             break;
         case 't':
             ok = parse_type(optarg, &o.type);
@@ -318,11 +307,11 @@ int main(int argc, char **argv)
             ok = parse_type(optarg, &o.output_type);
             break;
         case 's':
-            ok = parse_u32(optarg, &v);
+            ok = duet_parse_u32(optarg, 0, UINT32_MAX, &v);
             o.seed = v;
             break;
         case 'j':
-            ok = parse_u32(optarg, &v) && v <= 64;
+            ok = duet_parse_u32(optarg, 1, 64, &v);
             o.threads = (int)v;
             break;
         case 'q':
