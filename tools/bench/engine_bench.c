@@ -248,14 +248,15 @@ int bench_engine_main(int argc, char **argv)
     } else if (o.json) {
         printf(
             "{\"harness\":\"duet-bench engine\",\"model\":\"%s\",\"arch\":\"%s\",\"quant\":\"%s\","
-            "\"threads\":%d,\"avx2\":%s,\"vocab\":%u,\"prompt_tokens\":%u,\"gen_tokens\":%u,"
+            "\"threads\":%d,\"avx2\":%s,\"kernels\":\"%s\",\"vocab\":%u,"
+            "\"prompt_tokens\":%u,\"gen_tokens\":%u,"
             "\"load_s\":%.4f,\"prefill\":{\"wall_s\":%.5f,\"tok_s\":%.3f,\"cpu_s\":%.3f},"
             "\"decode\":{\"wall_s\":%.5f,\"tok_s\":%.3f,\"cpu_s\":%.3f},\"finite\":%s,"
             "\"prompt_ids\":[",
             o.model, m->hp.arch_name, m->hp.quant_name, o.threads,
-            duet_kernels_use_avx2() ? "true" : "false", n_vocab, o.prompt, o.gen, t_load, t_prefill,
-            o.prompt / t_prefill, cpu_prefill, t_dec, o.gen ? o.gen / t_dec : 0.0, cpu_dec,
-            finite ? "true" : "false");
+            duet_kernels_use_avx2() ? "true" : "false", duet_kernels_name(), n_vocab, o.prompt,
+            o.gen, t_load, t_prefill, o.prompt / t_prefill, cpu_prefill, t_dec,
+            o.gen ? o.gen / t_dec : 0.0, cpu_dec, finite ? "true" : "false");
         for (uint32_t i = 0; i < o.prompt; i++) {
             printf("%s%u", i ? "," : "", prompt[i]);
         }
@@ -267,8 +268,7 @@ int bench_engine_main(int argc, char **argv)
     } else {
         printf("model    %s (%s, %s, %u layers, dim %u, vocab %u)\n", o.model, m->hp.arch_name,
                m->hp.quant_name, m->hp.n_layer, m->hp.n_embd, n_vocab);
-        printf("threads  %d (%s kernels)\n", o.threads,
-               duet_kernels_use_avx2() ? "AVX2" : "scalar");
+        printf("threads  %d (%s kernels)\n", o.threads, duet_kernels_name());
         printf("load     %.3f s\n", t_load);
         printf("prefill  %u tokens in %.3f s: %.2f tokens/s\n", o.prompt, t_prefill,
                o.prompt / t_prefill);

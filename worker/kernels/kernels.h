@@ -7,7 +7,8 @@
  * blocks use integer arithmetic inside a block.
  *
  * Each kernel has a portable scalar form and, where the CPU has AVX2+FMA (checked once at
- * run time), a vector form; both give the same results up to float summation order. */
+ * run time), a vector form, for some also an AVX-512 VNNI form; all give the same results up
+ * to float summation order. */
 #ifndef DUET_KERNELS_H
 #define DUET_KERNELS_H
 
@@ -50,6 +51,14 @@ float duet_vec_dot_scalar(duet_tensor_type t, int64_t n, const void *row, const 
 /* True when the vector kernels are in use (AVX2+FMA+F16C present and not disabled with
  * DUET_NO_AVX2=1 in the environment). */
 bool duet_kernels_use_avx2(void);
+
+/* True when the AVX-512 VNNI kernels (on 256-bit vectors) are in use: the AVX2 kernels are,
+ * the CPU has AVX-512 F, BW, VL and VNNI, and DUET_NO_VNNI=1 is not set. Types without a
+ * VNNI kernel keep using their AVX2 one. */
+bool duet_kernels_use_vnni(void);
+
+/* The kernel family in use, for logs and benchmarks: "AVX-512 VNNI", "AVX2" or "scalar". */
+const char *duet_kernels_name(void);
 
 /* Half and bfloat16 conversions, exact as IEEE round-to-nearest-even. */
 float duet_f16_to_f32(uint16_t h);

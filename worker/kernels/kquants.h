@@ -22,6 +22,7 @@
 #define DUET_KQUANTS_H
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define DUET_QK_K 256
@@ -107,5 +108,51 @@ float duet_vec_dot_q3_k_q8_k_avx2(int64_t n, const void *row, const void *x);
 float duet_vec_dot_q4_k_q8_k_avx2(int64_t n, const void *row, const void *x);
 float duet_vec_dot_q5_k_q8_k_avx2(int64_t n, const void *row, const void *x);
 float duet_vec_dot_q6_k_q8_k_avx2(int64_t n, const void *row, const void *x);
+
+/* Tiles (duet_vec_dot_tile's contract, kquant_tiles_avx2.c, kquant_tiles_vnni.c): for
+ * i < n_rows and j < n_x, out[j * out_stride + i] = dot(weight row i, Q8_K row j), weight rows
+ * row_stride bytes apart from rows, Q8_K rows x_stride bytes apart from x. Tiles up to 4 x 4
+ * are computed together (each weight block unpacked once for all activation rows, each
+ * activation block prepared once for all weight rows); larger ones are split. Integer block
+ * sums equal the per-row dots', so results differ from them only by float summation order.
+ * The _avx2 forms need AVX2+FMA+F16C; the _vnni forms also AVX-512 F, BW, VL and VNNI (they
+ * use 256-bit vectors only). */
+void duet_tile_q2_k_q8_k_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q3_k_q8_k_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q4_k_q8_k_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q5_k_q8_k_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q6_k_q8_k_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+
+/* Single-row dots with AVX-512 VNNI (same CPU requirement as the _vnni tiles), for Q4_K,
+ * Q5_K and Q6_K: the 1 x 1 tiles. */
+float duet_vec_dot_q4_k_q8_k_vnni(int64_t n, const void *row, const void *x);
+float duet_vec_dot_q5_k_q8_k_vnni(int64_t n, const void *row, const void *x);
+float duet_vec_dot_q6_k_q8_k_vnni(int64_t n, const void *row, const void *x);
+
+void duet_tile_q2_k_q8_k_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q3_k_q8_k_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q4_k_q8_k_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q5_k_q8_k_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q6_k_q8_k_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
 
 #endif

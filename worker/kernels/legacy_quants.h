@@ -21,6 +21,7 @@
 #ifndef DUET_LEGACY_QUANTS_H
 #define DUET_LEGACY_QUANTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define DUET_QK 32 /* values per block of the legacy types */
@@ -130,5 +131,42 @@ float duet_vec_dot_q5_1_q8_1_avx2(int64_t n, const void *row, const void *x);
 void duet_quantize_row_q8_0_avx2(const float *src, void *dst, int64_t n);
 void duet_quantize_row_q8_1_avx2(const float *src, void *dst, int64_t n);
 void duet_quantize_row_f16_avx2(const float *src, void *dst, int64_t n);
+
+/* ---- tiles of dot products (kernels.h's duet_vec_dot_tile): out[j * out_stride + i] =
+ * dot(row i, activation j) for i < n_rows and j < n_x, both in 1..4. AVX2+FMA+F16C in
+ * legacy_tiles_avx2.c, AVX-512 F/BW/VL/VNNI (on 256-bit vectors) in legacy_tiles_vnni.c.
+ * Activation quants must be in -127..127, as the Q8_0/Q8_1 quantizers write them (the
+ * AVX2 dots assume the same). Same integer block sums as the dots; the floats differ in
+ * summation order only. ---- */
+void duet_tile_q4_0_q8_0_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q5_0_q8_0_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q8_0_q8_0_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q4_1_q8_1_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q5_1_q8_1_avx2(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q4_0_q8_0_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q5_0_q8_0_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q8_0_q8_0_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q4_1_q8_1_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
+void duet_tile_q5_1_q8_1_vnni(int64_t n, const void *rows, size_t row_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_x, float *out,
+                              size_t out_stride);
 
 #endif
