@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "f16_vec.h"
 #include "kernels.h"
 #include "tensor_type.h"
 
@@ -194,10 +195,8 @@ static void qk_rope_store_worker(void *arg, int ith, int nth)
             }
             rope_head(hp, kh, cache);
         }
-        for (uint32_t i = 0; i < e->kv_dim; i++) {
-            kc[i] = duet_f32_to_f16(k[i]);
-            vc[i] = duet_f32_to_f16(v[i]);
-        }
+        duet_f16_from_f32(e->kv_dim, kc, k);
+        duet_f16_from_f32(e->kv_dim, vc, v);
     }
 }
 
@@ -218,9 +217,7 @@ static void attention_worker(void *arg, int ith, int nth)
         float *out = e->att + (size_t)t * e->q_dim + (size_t)h * hp->head_dim;
         size_t kv_off = (size_t)(h / group) * hp->head_dim;
         /* keys are F16: q is rounded to F16 for the dot, as llama.cpp's F16 matmul does */
-        for (uint32_t d = 0; d < hp->head_dim; d++) {
-            q16[d] = duet_f32_to_f16(q[d]);
-        }
+        duet_f16_from_f32(hp->head_dim, q16, q);
         /* Online softmax with the weighted sum of values kept in F16, as llama.cpp's CPU
          * flash attention (its default) does, so logits agree with it closely. */
         uint32_t len = en->pos + 1;
@@ -237,21 +234,18 @@ static void attention_worker(void *arg, int ith, int nth)
                 float old = max;
                 max = s;
                 ms = expf(old - max);
-                for (uint32_t d = 0; d < hp->head_dim; d++) {
-                    acc[d] = duet_f32_to_f16(duet_f16_to_f32(acc[d]) * ms);
-                }
+                duet_f16_vec_scale(hp->head_dim, acc, ms);
             } else {
                 vs = expf(s - max);
             }
             const uint16_t *vr = duet_kv_cache_value(en->kv, j->layer, p) + kv_off;
-            for (uint32_t d = 0; d < hp->head_dim; d++) {
-                acc[d] = duet_f32_to_f16(duet_f16_to_f32(acc[d]) + duet_f16_to_f32(vr[d]) * vs);
-            }
+            duet_f16_vec_mad(hp->head_dim, acc, vr, vs);
             sum = sum * ms + vs;
         }
         float inv = 1.0f / sum;
+        duet_f16_to_f32_row(hp->head_dim, out, acc);
         for (uint32_t d = 0; d < hp->head_dim; d++) {
-            out[d] = duet_f16_to_f32(acc[d]) * inv;
+            out[d] *= inv;
         }
     }
 }
