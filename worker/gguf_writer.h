@@ -27,17 +27,16 @@ void duet_gguf_writer_bool(duet_gguf_writer *w, const char *key, bool v);
 void duet_gguf_writer_string(duet_gguf_writer *w, const char *key, const char *v);
 void duet_gguf_writer_array_i32(duet_gguf_writer *w, const char *key, const int32_t *v, size_t n);
 void duet_gguf_writer_array_f32(duet_gguf_writer *w, const char *key, const float *v, size_t n);
-void duet_gguf_writer_array_string(duet_gguf_writer *w, const char *key,
-                                   const duet_gguf_string *v, size_t n);
+void duet_gguf_writer_array_string(duet_gguf_writer *w, const char *key, const duet_gguf_string *v,
+                                   size_t n);
 
 /* Copies metadata key `key` of src (any type) under the same name. False when absent. */
 bool duet_gguf_writer_copy(duet_gguf_writer *w, const duet_gguf *src, const char *key);
 
 /* Adds a tensor of type (a duet_tensor_type number) and shape ne[0..n_dims-1]; its bytes
  * come from fill at write time. */
-void duet_gguf_writer_tensor(duet_gguf_writer *w, const char *name, uint32_t type,
-                             uint32_t n_dims, const int64_t *ne, duet_gguf_fill_fn fill,
-                             void *arg);
+void duet_gguf_writer_tensor(duet_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                             const int64_t *ne, duet_gguf_fill_fn fill, void *arg);
 
 /* Writes the file (to path.tmp, then renamed). progress, when not NULL, is called after
  * each tensor with bytes written so far and the total. */

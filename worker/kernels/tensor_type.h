@@ -30,10 +30,10 @@ typedef enum {
 } duet_tensor_type;
 
 typedef struct {
-    const char *name;  /* "Q4_K", as llama.cpp prints it */
+    const char *name;    /* "Q4_K", as llama.cpp prints it */
     uint32_t block_size; /* values per block (1 for F32/F16/BF16) */
     uint32_t block_bytes;
-    bool supported;    /* duet can dequantize and multiply it as a weight */
+    bool supported; /* duet can dequantize and multiply it as a weight */
 } duet_type_traits;
 
 /* Traits of a GGUF type number, or NULL for numbers duet does not know. */
