@@ -21,6 +21,7 @@
 #include "bucket.h"
 #include "gateway_config.h"
 #include "log.h"
+#include "node_setup.h"
 #include "rpc.h"
 #include "stream_pump.h"
 #include "timer.h"
@@ -128,39 +129,15 @@ static void replace(char **field, const char *value)
 }
 
 /* Applies --certs/--name/--insecure over the file's tls section and resolves the paths. */
-static int resolve_tls(duet_tls_settings *tls, const demo_opts *o, char paths[3][PATH_MAX],
+static int resolve_tls(duet_tls_settings *tls, const demo_opts *o, duet_tls_paths *paths,
                        duet_tls_options *out)
 {
-    if (o->certs) {
-        replace(&tls->certs_dir, o->certs);
-        replace(&tls->name, o->name);
-        free(tls->ca_file);
-        free(tls->cert_file);
-        free(tls->key_file);
-        tls->ca_file = tls->cert_file = tls->key_file = NULL;
-    }
-    if (o->insecure) {
-        tls->insecure = true;
-    }
     duet_status st;
-    if (duet_tls_settings_resolve(tls, paths[0], paths[1], paths[2], PATH_MAX, &st) != DUET_OK) {
+    if (duet_tls_setup(tls, o->certs, o->name, o->insecure, paths, out, &st) != DUET_OK) {
         duet_log_error("%s", st.message);
         return 1;
     }
-    *out = (duet_tls_options){.ca_file = paths[0],
-                              .cert_file = paths[1],
-                              .key_file = paths[2],
-                              .insecure = tls->insecure};
     return 0;
-}
-
-static void limits_from(const duet_rpc_settings *rpc, duet_rpc_limits *limits)
-{
-    limits->max_frame_bytes = rpc->max_frame_bytes;
-    limits->compress_threshold_bytes = rpc->compress_threshold_bytes;
-    limits->max_calls_per_connection = rpc->max_calls_per_connection;
-    limits->send_queue_bytes = rpc->send_queue_bytes;
-    limits->connect_timeout_ms = rpc->connect_timeout_ms;
 }
 
 /* ---- serve ---- */
@@ -221,11 +198,11 @@ static int serve(const demo_opts *o)
     }
     duet_log_set_level((duet_log_level)cfg.log.level);
     replace(&cfg.listen, o->listen);
-    char paths[3][PATH_MAX];
+    duet_tls_paths paths;
     duet_tls_options tls;
     duet_rpc_limits limits;
-    limits_from(&cfg.rpc, &limits);
-    int rc = resolve_tls(&cfg.tls, o, paths, &tls);
+    duet_rpc_limits_from_settings(&cfg.rpc, &limits);
+    int rc = resolve_tls(&cfg.tls, o, &paths, &tls);
     if (rc != 0) {
         duet_worker_config_free(&cfg);
         return rc;
@@ -316,11 +293,11 @@ static int call(const demo_opts *o)
         duet_gateway_config_free(&cfg);
         return 2;
     }
-    char paths[3][PATH_MAX];
+    duet_tls_paths paths;
     duet_tls_options tls;
     duet_rpc_limits limits;
-    limits_from(&cfg.rpc, &limits);
-    int rc = resolve_tls(&cfg.tls, o, paths, &tls);
+    duet_rpc_limits_from_settings(&cfg.rpc, &limits);
+    int rc = resolve_tls(&cfg.tls, o, &paths, &tls);
     tls.server_name = server_name;
     duet_rpc_client *client = NULL;
     if (rc == 0 &&
