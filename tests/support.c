@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -157,4 +158,77 @@ void test_make_lab(const char *dir, const char *const names[])
             abort();
         }
     }
+}
+
+void test_spawn_tool(const char *const argv[], test_process *p)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", DUET_TOOLS_DIR, argv[0]);
+    snprintf(p->err_path, sizeof p->err_path, "/tmp/duet-test-spawn-XXXXXX");
+    int err_fd = mkstemp(p->err_path);
+    if (err_fd < 0) {
+        abort();
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        abort();
+    }
+    if (pid == 0) {
+        int null_fd = open("/dev/null", O_WRONLY);
+        dup2(null_fd, STDOUT_FILENO);
+        dup2(err_fd, STDERR_FILENO);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(err_fd);
+    p->pid = pid;
+}
+
+static int decode_status(int status)
+{
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+}
+
+int test_process_wait(test_process *p, int timeout_ms)
+{
+    for (int waited = 0;; waited += 10) {
+        int status;
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) {
+            p->pid = 0;
+            return decode_status(status);
+        }
+        if (r < 0 || p->pid == 0) {
+            return -1;
+        }
+        if (waited >= timeout_ms) {
+            return -2;
+        }
+        usleep(10 * 1000);
+    }
+}
+
+int test_process_stop(test_process *p, int sig, int timeout_ms)
+{
+    int rc = -1;
+    if (p->pid > 0) {
+        kill(p->pid, sig);
+        rc = test_process_wait(p, timeout_ms);
+        if (rc == -2) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, NULL, 0);
+            p->pid = 0;
+            rc = -1;
+        }
+    }
+    unlink(p->err_path);
+    return rc;
+}
+
+char *test_process_stderr(const test_process *p)
+{
+    return test_read_file(p->err_path, NULL);
 }

@@ -27,4 +27,27 @@ char *test_read_file(const char *path, size_t *len);
 /* Makes a lab CA in dir with duet-certs and issues the nodes named (NULL-terminated),
  * each with its name as DNS SAN. Aborts the test run if duet-certs fails. */
 void test_make_lab(const char *dir, const char *const names[]);
+
+/* A tool started in the background (test_spawn_tool), its standard error going to a file. */
+typedef struct {
+    int pid;
+    char err_path[256];
+} test_process;
+
+/* Starts DUET_TOOLS_DIR/<argv[0]> in the background; stdout goes to /dev/null, stderr to
+ * p->err_path (read it with test_process_stderr). Aborts the test run if fork fails. */
+void test_spawn_tool(const char *const argv[], test_process *p);
+
+/* Sends sig and waits up to timeout_ms for the process to end, then kills it (SIGKILL).
+ * Returns its exit status, 128 + signal when a signal ended it, or -1 when it had to be
+ * killed after the timeout. Removes the stderr file: call it also after a process ended by
+ * itself (test_process_wait); the signal then goes nowhere. */
+int test_process_stop(test_process *p, int sig, int timeout_ms);
+
+/* Waits up to timeout_ms for the process to exit on its own; status as above, -2 if still
+ * running. */
+int test_process_wait(test_process *p, int timeout_ms);
+
+/* What the process wrote to stderr so far (malloc'd, NUL-terminated). */
+char *test_process_stderr(const test_process *p);
 #endif

@@ -2,9 +2,23 @@
 
 #include "config.h"
 
+static const duet_config_field model_fields[] = {
+    DUET_CONFIG_FIELD_STRING(duet_model_settings, path, "path", DUET_CONFIG_OPTIONAL, NULL),
+    DUET_CONFIG_FIELD_UINT32(duet_model_settings, threads, "threads", DUET_CONFIG_OPTIONAL, 0, 0,
+                             1024),
+    DUET_CONFIG_FIELD_UINT32(duet_model_settings, context, "context", DUET_CONFIG_OPTIONAL, 0, 0,
+                             1u << 20),
+    DUET_CONFIG_FIELD_STRING(duet_model_settings, chat_template, "chat_template",
+                             DUET_CONFIG_OPTIONAL, "auto"),
+};
+static const duet_config_schema model_schema =
+    DUET_CONFIG_SCHEMA(duet_model_settings, model_fields);
+
 static const duet_config_field worker_fields[] = {
     DUET_CONFIG_FIELD_STRING(duet_worker_config, listen, "listen", DUET_CONFIG_OPTIONAL,
                              DUET_WORKER_DEFAULT_LISTEN),
+    DUET_CONFIG_FIELD_SECTION(duet_worker_config, model, "model", DUET_CONFIG_OPTIONAL,
+                              &model_schema),
     DUET_CONFIG_FIELD_SECTION(duet_worker_config, tls, "tls", DUET_CONFIG_OPTIONAL,
                               &duet_tls_settings_schema),
     DUET_CONFIG_FIELD_SECTION(duet_worker_config, rpc, "rpc", DUET_CONFIG_OPTIONAL,

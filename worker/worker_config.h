@@ -1,6 +1,6 @@
 /* duet-worker's configuration file (conf/worker.yaml documents every key).
  *
- * Top-level keys: listen, tls, rpc, admission, log. Command-line flags override what this
+ * Top-level keys: listen, model, tls, rpc, admission, log. Command-line flags override what this
  * returns; the daemon applies them after loading. */
 #ifndef DUET_WORKER_CONFIG_H
 #define DUET_WORKER_CONFIG_H
@@ -10,8 +10,19 @@
 
 #define DUET_WORKER_DEFAULT_LISTEN "tls+tcp://0.0.0.0:7700"
 
+/* Key "model": what the worker serves. */
+typedef struct {
+    char *path;          /* "path": the GGUF file; -m overrides; required by the daemon */
+    uint32_t threads;    /* "threads": compute threads, 0 = one per core (default 0) */
+    uint32_t context;    /* "context": positions per sequence, 0 = the model's own (default),
+                            capped at the model's trained context */
+    char *chat_template; /* "chat_template": "auto" (default: recognise the model's own) or a
+                            family name (chat_template.h) */
+} duet_model_settings;
+
 typedef struct {
     char *listen; /* NNG URL the worker listens on; default DUET_WORKER_DEFAULT_LISTEN */
+    duet_model_settings model;
     duet_tls_settings tls;
     duet_rpc_settings rpc;
     duet_admission_settings admission;

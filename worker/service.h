@@ -1,0 +1,40 @@
+/* The worker's RPC service ("duet.v1.Worker/<Name>", proto/duet.proto): it owns the
+ * model, its vocabulary, tokenizer and chat template, and answers Info, Health, Tokenize
+ * and Detokenize. Requests are decoded without trusting anything in them: a malformed
+ * message is INVALID_ARGUMENT, never a crash. Handlers run on NNG callback threads and do
+ * not block. */
+#ifndef DUET_WORKER_SERVICE_H
+#define DUET_WORKER_SERVICE_H
+
+#include <stdint.h>
+
+#include "rpc.h"
+#include "status.h"
+
+#define DUET_WORKER_METHOD(name) "duet.v1.Worker/" name
+
+typedef struct {
+    const char *model_path;
+    uint32_t threads;          /* 0 = one per core */
+    uint32_t context;          /* 0 = the model's trained context; capped at it */
+    const char *chat_template; /* NULL or "auto", or a template name */
+} duet_worker_service_options;
+
+typedef struct duet_worker_service duet_worker_service;
+
+/* Loads the model, its vocabulary and tokenizer. Errors name the file and what is wrong. */
+duet_code duet_worker_service_new(const duet_worker_service_options *o, duet_worker_service **out,
+                                  duet_status *st);
+
+/* Registers the service's methods on srv (before it listens). */
+duet_code duet_worker_service_register(duet_worker_service *s, duet_rpc_server *srv,
+                                       duet_status *st);
+
+/* The context served (after the defaults and the cap) and the model's name, for logs. */
+uint32_t duet_worker_service_context(const duet_worker_service *s);
+const char *duet_worker_service_model_name(const duet_worker_service *s);
+
+/* Only after the server it was registered on has been freed. */
+void duet_worker_service_free(duet_worker_service *s);
+
+#endif
