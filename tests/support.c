@@ -224,8 +224,20 @@ int test_process_stop(test_process *p, int sig, int timeout_ms)
             rc = -1;
         }
     }
-    unlink(p->err_path);
     return rc;
+}
+
+void test_process_forget(test_process *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+    if (p->err_path[0]) {
+        unlink(p->err_path);
+        p->err_path[0] = '\0';
+    }
 }
 
 char *test_process_stderr(const test_process *p)

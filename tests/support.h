@@ -40,13 +40,15 @@ void test_spawn_tool(const char *const argv[], test_process *p);
 
 /* Sends sig and waits up to timeout_ms for the process to end, then kills it (SIGKILL).
  * Returns its exit status, 128 + signal when a signal ended it, or -1 when it had to be
- * killed after the timeout. Removes the stderr file: call it also after a process ended by
- * itself (test_process_wait); the signal then goes nowhere. */
+ * killed after the timeout. */
 int test_process_stop(test_process *p, int sig, int timeout_ms);
 
 /* Waits up to timeout_ms for the process to exit on its own; status as above, -2 if still
  * running. */
 int test_process_wait(test_process *p, int timeout_ms);
+
+/* Kills the process if it still runs and removes its stderr file. */
+void test_process_forget(test_process *p);
 
 /* What the process wrote to stderr so far (malloc'd, NUL-terminated). */
 char *test_process_stderr(const test_process *p);

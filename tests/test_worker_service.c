@@ -6,7 +6,9 @@
  * leaks); configuration mistakes stop it with exit 2 and a message. */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,9 @@ static char lab[512], model[1024];
 static test_process worker;
 static duet_rpc_client *client;
 
-static void start_worker(void)
+/* Starts duet-worker on stories260K with mutual TLS and the extra arguments (NULL-ended),
+ * and connects a gateway-like client. */
+static void start_worker_with(const char *const extra[])
 {
     const char *dir = getenv("DUET_TEST_MODELS");
     snprintf(model, sizeof model, "%s/stories260K.gguf", dir ? dir : "../shared/models");
@@ -39,8 +43,13 @@ static void start_worker(void)
     int port = test_free_port();
     char listen[64];
     snprintf(listen, sizeof listen, "tls+tcp://127.0.0.1:%d", port);
-    const char *argv[] = {"duet-worker", "-m",     model,      "--listen", listen, "--certs",
-                          lab,           "--name", "worker-1", "-t",       "1",    NULL};
+    const char *argv[32] = {"duet-worker", "-m",     model,      "--listen", listen, "--certs",
+                            lab,           "--name", "worker-1", "-t",       "1"};
+    size_t n = 11;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
     test_spawn_tool(argv, &worker);
 
     char ca[600], cert[600], key[600];
@@ -60,16 +69,31 @@ static void start_worker(void)
     }
 }
 
+static void start_worker(void)
+{
+    start_worker_with(NULL);
+}
+
 static void stop_worker(void)
 {
     duet_rpc_client_free(client);
     client = NULL;
-    if (worker.pid > 0) {
-        test_process_stop(&worker, SIGKILL, 5000);
-    }
+    test_process_forget(&worker);
     if (lab[0]) {
         test_remove_dir(lab);
     }
+}
+
+/* Ends a test with a clean shutdown: SIGTERM gives exit 0, which under the sanitizers also
+ * means no leaks and no errors in the worker after whatever the test did. */
+static void expect_clean_exit(void)
+{
+    duet_rpc_client_free(client);
+    client = NULL;
+    int rc = test_process_stop(&worker, SIGTERM, 30000);
+    char *err = test_process_stderr(&worker);
+    cr_assert_eq(rc, 0, "worker exit status %d after SIGTERM; its stderr:\n%s", rc, err ? err : "");
+    free(err);
 }
 
 TestSuite(worker_service, .init = start_worker, .fini = stop_worker, .timeout = 120);
@@ -231,14 +255,12 @@ Test(worker_service, bad_requests_are_refused_and_the_worker_keeps_serving)
     cr_assert_eq(hr->layers_total, 5);
     cr_assert_geq(hr->total_requests, 3, "the refused calls count as requests");
     duet__v1__health_response__free_unpacked(hr, NULL);
+    expect_clean_exit();
 }
 
 Test(worker_service, sigterm_is_a_clean_exit)
 {
-    duet_rpc_client_free(client);
-    client = NULL;
-    int rc = test_process_stop(&worker, SIGTERM, 20000);
-    cr_assert_eq(rc, 0, "exit status %d after SIGTERM", rc);
+    expect_clean_exit();
 }
 
 /* ---- configuration mistakes: no server, no client ---- */
@@ -272,4 +294,369 @@ Test(worker_config_errors, unknown_key_and_missing_model)
     free(out);
     free(err);
     test_remove_dir(dir);
+}
+
+/* ---- Generate ---- */
+
+/* One Generate stream, collected. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    uint32_t ids[4096];
+    size_t n_ids;
+    char text[16384];
+    size_t text_len;
+    size_t chunks;
+    bool ended;
+    duet_status status;
+    Duet__V1__GenerateEnd *end;
+    duet_rpc_stream *stream;
+} gen_stream;
+
+static void on_chunk(void *arg, const uint8_t *msg, size_t len)
+{
+    gen_stream *g = arg;
+    Duet__V1__GenerateChunk *c = duet__v1__generate_chunk__unpack(NULL, len, msg);
+    pthread_mutex_lock(&g->lock);
+    if (c) {
+        for (size_t i = 0; i < c->n_ids && g->n_ids < 4096; i++) {
+            g->ids[g->n_ids++] = c->ids[i];
+        }
+        size_t t = strlen(c->text);
+        if (g->text_len + t < sizeof g->text) {
+            memcpy(g->text + g->text_len, c->text, t + 1);
+            g->text_len += t;
+        }
+        g->chunks++;
+        duet__v1__generate_chunk__free_unpacked(c, NULL);
+    }
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void on_end(void *arg, const duet_status *st, const uint8_t *msg, size_t len)
+{
+    gen_stream *g = arg;
+    pthread_mutex_lock(&g->lock);
+    g->status = *st;
+    if (st->code == DUET_OK) {
+        g->end = duet__v1__generate_end__unpack(NULL, len, msg);
+    }
+    g->ended = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static gen_stream *gen_start(const Duet__V1__GenerateRequest *req, uint32_t timeout_ms)
+{
+    gen_stream *g = calloc(1, sizeof *g);
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    size_t n = duet__v1__generate_request__get_packed_size(req);
+    uint8_t *buf = malloc(n ? n : 1);
+    duet__v1__generate_request__pack(req, buf);
+    duet_rpc_stream_callbacks cb = {.on_message = on_chunk, .on_end = on_end, .arg = g};
+    duet_status st;
+    duet_rpc_call_stream(client, DUET_WORKER_METHOD("Generate"), buf, n, timeout_ms, NULL, 0, &cb,
+                         &g->stream, &st);
+    free(buf);
+    return g;
+}
+
+static void gen_wait(gen_stream *g)
+{
+    pthread_mutex_lock(&g->lock);
+    while (!g->ended) {
+        pthread_cond_wait(&g->cv, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void gen_free(gen_stream *g)
+{
+    if (g->stream) {
+        duet_rpc_stream_release(g->stream);
+    }
+    if (g->end) {
+        duet__v1__generate_end__free_unpacked(g->end, NULL);
+    }
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+/* A greedy request for the given prompt ids. */
+static void greedy_request(Duet__V1__GenerateRequest *req, Duet__V1__TokenIds *ids,
+                           Duet__V1__SamplingParams *sp, uint32_t *prompt, size_t n,
+                           uint32_t max_tokens)
+{
+    duet__v1__generate_request__init(req);
+    duet__v1__token_ids__init(ids);
+    duet__v1__sampling_params__init(sp);
+    ids->ids = prompt;
+    ids->n_ids = n;
+    sp->temperature_opt_case = DUET__V1__SAMPLING_PARAMS__TEMPERATURE_OPT_TEMPERATURE;
+    sp->temperature = 0;
+    req->prompt_case = DUET__V1__GENERATE_REQUEST__PROMPT_TOKENS;
+    req->tokens = ids;
+    req->sampling = sp;
+    req->max_tokens_opt_case = DUET__V1__GENERATE_REQUEST__MAX_TOKENS_OPT_MAX_TOKENS;
+    req->max_tokens = max_tokens;
+}
+
+static const uint32_t STORIES_GREEDY[64] = {
+    403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338,
+    401, 396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385,
+    328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338, 391, 266, 267,
+    337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13,  438, 310};
+
+Test(worker_service, generate_streams_the_reference_greedy_tokens)
+{
+    uint32_t bos = 1;
+    Duet__V1__GenerateRequest req;
+    Duet__V1__TokenIds ids;
+    Duet__V1__SamplingParams sp;
+    greedy_request(&req, &ids, &sp, &bos, 1, 64);
+    gen_stream *g = gen_start(&req, 30000);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_OK, "%s", g->status.message);
+    cr_assert_eq(g->n_ids, 64);
+    for (size_t i = 0; i < 64; i++) {
+        cr_assert_eq(g->ids[i], STORIES_GREEDY[i], "token %zu: %u, want %u", i, g->ids[i],
+                     STORIES_GREEDY[i]);
+    }
+    cr_assert(strstr(g->text, "Once upon a time, there was a little girl named Lily."), "%s",
+              g->text);
+    cr_assert_not_null(g->end);
+    cr_assert_eq(g->end->finish_reason, DUET__V1__FINISH_REASON__FINISH_REASON_LENGTH);
+    cr_assert_eq(g->end->usage->prompt_tokens, 1);
+    cr_assert_eq(g->end->usage->completion_tokens, 64);
+    cr_assert_gt(g->chunks, 1, "tokens are streamed, not sent at the end");
+    gen_free(g);
+    expect_clean_exit();
+}
+
+/* Prompts of different lengths, each run alone and then all eight at once. */
+Test(worker_service, concurrent_streams_equal_single_streams)
+{
+    enum { N = 8, GEN = 40 };
+    uint32_t prompts[N][12];
+    size_t lens[N];
+    for (size_t i = 0; i < N; i++) {
+        lens[i] = 1 + (i * 5) % 12;
+        prompts[i][0] = 1;
+        for (size_t k = 1; k < lens[i]; k++) {
+            prompts[i][k] = STORIES_GREEDY[(i * 7 + k) % 64];
+        }
+    }
+    uint32_t alone[N][GEN];
+    Duet__V1__GenerateRequest req[N];
+    Duet__V1__TokenIds ids[N];
+    Duet__V1__SamplingParams sp[N];
+    for (size_t i = 0; i < N; i++) {
+        greedy_request(&req[i], &ids[i], &sp[i], prompts[i], lens[i], GEN);
+        req[i].ignore_eos = true;
+        gen_stream *g = gen_start(&req[i], 30000);
+        gen_wait(g);
+        cr_assert_eq(g->status.code, DUET_OK, "%s", g->status.message);
+        cr_assert_eq(g->n_ids, GEN);
+        memcpy(alone[i], g->ids, sizeof alone[i]);
+        gen_free(g);
+    }
+    gen_stream *g[N];
+    for (size_t i = 0; i < N; i++) {
+        g[i] = gen_start(&req[i], 30000);
+    }
+    for (size_t i = 0; i < N; i++) {
+        gen_wait(g[i]);
+        cr_assert_eq(g[i]->status.code, DUET_OK, "stream %zu: %s", i, g[i]->status.message);
+        cr_assert_eq(g[i]->n_ids, GEN);
+        for (size_t k = 0; k < GEN; k++) {
+            cr_assert_eq(g[i]->ids[k], alone[i][k], "stream %zu token %zu: %u batched, %u alone", i,
+                         k, g[i]->ids[k], alone[i][k]);
+        }
+        gen_free(g[i]);
+    }
+    expect_clean_exit();
+}
+
+static Duet__V1__HealthResponse *health(void)
+{
+    Duet__V1__HealthRequest h = DUET__V1__HEALTH_REQUEST__INIT;
+    uint8_t *resp;
+    size_t len;
+    duet_status st;
+    cr_assert_eq(call(DUET_WORKER_METHOD("Health"), &h.base, &resp, &len, &st), DUET_OK, "%s",
+                 st.message);
+    Duet__V1__HealthResponse *hr = duet__v1__health_response__unpack(NULL, len, resp);
+    free(resp);
+    cr_assert_not_null(hr);
+    return hr;
+}
+
+/* Waits until the worker reports nothing running or waiting. */
+static void wait_idle(void)
+{
+    for (int i = 0; i < 500; i++) {
+        Duet__V1__HealthResponse *hr = health();
+        bool idle = hr->running_sequences == 0 && hr->waiting_sequences == 0;
+        duet__v1__health_response__free_unpacked(hr, NULL);
+        if (idle) {
+            return;
+        }
+        usleep(10000);
+    }
+    cr_assert_fail("the worker still runs sequences after 5 s");
+}
+
+Test(worker_service, cancel_and_deadline_stop_generation)
+{
+    uint32_t bos = 1;
+    Duet__V1__GenerateRequest req;
+    Duet__V1__TokenIds ids;
+    Duet__V1__SamplingParams sp;
+    greedy_request(&req, &ids, &sp, &bos, 1, 2000);
+    req.ignore_eos = true;
+
+    gen_stream *g = gen_start(&req, 0);
+    pthread_mutex_lock(&g->lock);
+    while (g->n_ids < 5 && !g->ended) {
+        pthread_cond_wait(&g->cv, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+    duet_rpc_stream_cancel(g->stream);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_CANCELLED, "%s", g->status.message);
+    cr_assert_lt(g->n_ids, 2000, "stopped early");
+    gen_free(g);
+    wait_idle();
+
+    g = gen_start(&req, 100); /* 2000 tokens take longer than 100 ms */
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_DEADLINE_EXCEEDED, "%s", g->status.message);
+    gen_free(g);
+    wait_idle();
+
+    /* the worker goes on serving */
+    greedy_request(&req, &ids, &sp, &bos, 1, 8);
+    g = gen_start(&req, 30000);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_OK, "%s", g->status.message);
+    cr_assert_eq(g->n_ids, 8);
+    cr_assert_eq(g->ids[0], STORIES_GREEDY[0]);
+    gen_free(g);
+    expect_clean_exit();
+}
+
+Test(worker_service, bad_generate_requests)
+{
+    static uint32_t long_prompt[3000];
+    for (size_t i = 0; i < 3000; i++) {
+        long_prompt[i] = 300;
+    }
+    Duet__V1__GenerateRequest req;
+    Duet__V1__TokenIds ids;
+    Duet__V1__SamplingParams sp;
+    greedy_request(&req, &ids, &sp, long_prompt, 3000, 8);
+    gen_stream *g = gen_start(&req, 30000);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_INVALID_ARGUMENT, "%s", g->status.message);
+    cr_assert(strstr(g->status.message, "3000") && strstr(g->status.message, "2048"), "%s",
+              g->status.message);
+    gen_free(g);
+
+    uint32_t bad_id = 512;
+    greedy_request(&req, &ids, &sp, &bad_id, 1, 8);
+    g = gen_start(&req, 30000);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_INVALID_ARGUMENT, "%s", g->status.message);
+    cr_assert(strstr(g->status.message, "512"), "%s", g->status.message);
+    gen_free(g);
+
+    uint32_t bos = 1;
+    greedy_request(&req, &ids, &sp, &bos, 1, 8);
+    sp.top_p_opt_case = DUET__V1__SAMPLING_PARAMS__TOP_P_OPT_TOP_P;
+    sp.top_p = 1.5f;
+    g = gen_start(&req, 30000);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_INVALID_ARGUMENT, "%s", g->status.message);
+    gen_free(g);
+
+    duet__v1__generate_request__init(&req); /* no prompt at all */
+    g = gen_start(&req, 30000);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_INVALID_ARGUMENT, "%s", g->status.message);
+    cr_assert(strstr(g->status.message, "no prompt"), "%s", g->status.message);
+    gen_free(g);
+    expect_clean_exit();
+}
+
+/* ---- admission: a worker with room for one stream and two requests in a burst ---- */
+
+static char admission_conf[700];
+
+static void start_small_worker(void)
+{
+    char dir[512];
+    test_make_temp_dir(dir, sizeof dir, "duet-worker-adm");
+    snprintf(admission_conf, sizeof admission_conf, "%s/w.yaml", dir);
+    FILE *f = fopen(admission_conf, "w");
+    fputs("scheduler:\n  max_running: 1\n  max_waiting: 0\nadmission:\n"
+          "  requests_per_second: 0.01\n  burst: 3\n",
+          f);
+    fclose(f);
+    const char *extra[] = {"-c", admission_conf, NULL};
+    start_worker_with(extra);
+}
+
+static void stop_small_worker(void)
+{
+    stop_worker();
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s", admission_conf);
+    *strrchr(dir, '/') = '\0';
+    test_remove_dir(dir);
+}
+
+TestSuite(admission, .init = start_small_worker, .fini = stop_small_worker, .timeout = 120);
+
+Test(admission, over_the_limits_is_resource_exhausted_at_once)
+{
+    uint32_t bos = 1;
+    Duet__V1__GenerateRequest req;
+    Duet__V1__TokenIds ids;
+    Duet__V1__SamplingParams sp;
+    greedy_request(&req, &ids, &sp, &bos, 1, 1500);
+    req.ignore_eos = true;
+    gen_stream *first = gen_start(&req, 60000);
+    pthread_mutex_lock(&first->lock);
+    while (first->n_ids < 1 && !first->ended) {
+        pthread_cond_wait(&first->cv, &first->lock);
+    }
+    pthread_mutex_unlock(&first->lock);
+
+    /* the batch is full and nothing may wait */
+    greedy_request(&req, &ids, &sp, &bos, 1, 4);
+    gen_stream *second = gen_start(&req, 60000);
+    gen_wait(second);
+    cr_assert_eq(second->status.code, DUET_RESOURCE_EXHAUSTED, "%s", second->status.message);
+    cr_assert(strstr(second->status.message, "full"), "%s", second->status.message);
+    gen_free(second);
+
+    /* the bucket (burst 3, nearly no refill) is empty after the third request */
+    gen_stream *third = gen_start(&req, 60000);
+    gen_wait(third);
+    gen_free(third);
+    gen_stream *fourth = gen_start(&req, 60000);
+    gen_wait(fourth);
+    cr_assert_eq(fourth->status.code, DUET_RESOURCE_EXHAUSTED, "%s", fourth->status.message);
+    cr_assert(strstr(fourth->status.message, "retry in"), "%s", fourth->status.message);
+    gen_free(fourth);
+
+    /* the admitted stream was never disturbed */
+    gen_wait(first);
+    cr_assert_eq(first->status.code, DUET_OK, "%s", first->status.message);
+    cr_assert_eq(first->n_ids, 1500);
+    gen_free(first);
+    expect_clean_exit();
 }

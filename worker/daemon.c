@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nng/nng.h>
-
 #include "cli_number.h"
 #include "log.h"
 #include "node_setup.h"
@@ -186,7 +184,12 @@ static int serve(duet_worker_config *cfg, const daemon_opts *o)
     duet_worker_service_options so = {.model_path = cfg->model.path,
                                       .threads = cfg->model.threads,
                                       .context = cfg->model.context,
-                                      .chat_template = cfg->model.chat_template};
+                                      .chat_template = cfg->model.chat_template,
+                                      .max_batch = cfg->scheduler.max_batch,
+                                      .max_running = cfg->scheduler.max_running,
+                                      .max_waiting = cfg->scheduler.max_waiting,
+                                      .requests_per_second = cfg->admission.requests_per_second,
+                                      .burst = cfg->admission.burst};
     duet_worker_service *svc = NULL;
     if (duet_worker_service_new(&so, &svc, &st) != DUET_OK) {
         duet_log_error("%s", st.message);
@@ -207,6 +210,7 @@ static int serve(duet_worker_config *cfg, const daemon_opts *o)
         int sig;
         sigwait(&stop, &sig);
         duet_log_info("%s: shutting down", strsignal(sig));
+        duet_worker_service_stop(svc); /* running streams end with UNAVAILABLE */
     }
     duet_rpc_server_free(srv);
     duet_worker_service_free(svc);
@@ -227,6 +231,8 @@ int duet_worker_daemon_main(int argc, char **argv)
     }
     rc = serve(&cfg, &o);
     duet_worker_config_free(&cfg);
-    nng_fini();
+    /* No nng_fini(): in NNG 1.5.2 it can race the reaper thread still closing a TLS stream
+     * (seen as "panic: pthread_mutex_lock: Invalid argument" in tls_reap at exit). The
+     * process ends here anyway; everything of ours is freed above. */
     return rc;
 }

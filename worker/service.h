@@ -1,7 +1,8 @@
 /* The worker's RPC service ("duet.v1.Worker/<Name>", proto/duet.proto): it owns the
- * model, its vocabulary, tokenizer and chat template, and answers Info, Health, Tokenize
- * and Detokenize. Requests are decoded without trusting anything in them: a malformed
- * message is INVALID_ARGUMENT, never a crash. Handlers run on NNG callback threads and do
+ * model, its vocabulary, tokenizer and chat template, the engine and the scheduler, and
+ * answers Info, Health, Tokenize, Detokenize, Generate (a server stream: GenerateChunk
+ * messages, then GenerateEnd) and Cancel. Requests are decoded without trusting anything in them: a
+ * malformed message is INVALID_ARGUMENT, never a crash. Handlers run on NNG callback threads and do
  * not block. */
 #ifndef DUET_WORKER_SERVICE_H
 #define DUET_WORKER_SERVICE_H
@@ -15,9 +16,14 @@
 
 typedef struct {
     const char *model_path;
-    uint32_t threads;          /* 0 = one per core */
-    uint32_t context;          /* 0 = the model's trained context; capped at it */
-    const char *chat_template; /* NULL or "auto", or a template name */
+    uint32_t threads;           /* 0 = one per core */
+    uint32_t context;           /* 0 = the model's trained context; capped at it */
+    const char *chat_template;  /* NULL or "auto", or a template name */
+    uint32_t max_batch;         /* tokens per forward pass (decode entries plus prompt chunks) */
+    uint32_t max_running;       /* sequences generating at once */
+    uint32_t max_waiting;       /* queued behind them; more are refused at once */
+    double requests_per_second; /* admission token bucket */
+    double burst;
 } duet_worker_service_options;
 
 typedef struct duet_worker_service duet_worker_service;
@@ -33,6 +39,10 @@ duet_code duet_worker_service_register(duet_worker_service *s, duet_rpc_server *
 /* The context served (after the defaults and the cap) and the model's name, for logs. */
 uint32_t duet_worker_service_context(const duet_worker_service *s);
 const char *duet_worker_service_model_name(const duet_worker_service *s);
+
+/* Ends every running and waiting generation (UNAVAILABLE, "shutting down") and stops the
+ * scheduler; the server stays up so the ends reach the clients. */
+void duet_worker_service_stop(duet_worker_service *s);
 
 /* Only after the server it was registered on has been freed. */
 void duet_worker_service_free(duet_worker_service *s);

@@ -14,11 +14,24 @@ static const duet_config_field model_fields[] = {
 static const duet_config_schema model_schema =
     DUET_CONFIG_SCHEMA(duet_model_settings, model_fields);
 
+static const duet_config_field scheduler_fields[] = {
+    DUET_CONFIG_FIELD_UINT32(duet_scheduler_settings, max_batch, "max_batch", DUET_CONFIG_OPTIONAL,
+                             256, 1, 4096),
+    DUET_CONFIG_FIELD_UINT32(duet_scheduler_settings, max_running, "max_running",
+                             DUET_CONFIG_OPTIONAL, 8, 1, 256),
+    DUET_CONFIG_FIELD_UINT32(duet_scheduler_settings, max_waiting, "max_waiting",
+                             DUET_CONFIG_OPTIONAL, 32, 0, 65536),
+};
+static const duet_config_schema scheduler_schema =
+    DUET_CONFIG_SCHEMA(duet_scheduler_settings, scheduler_fields);
+
 static const duet_config_field worker_fields[] = {
     DUET_CONFIG_FIELD_STRING(duet_worker_config, listen, "listen", DUET_CONFIG_OPTIONAL,
                              DUET_WORKER_DEFAULT_LISTEN),
     DUET_CONFIG_FIELD_SECTION(duet_worker_config, model, "model", DUET_CONFIG_OPTIONAL,
                               &model_schema),
+    DUET_CONFIG_FIELD_SECTION(duet_worker_config, scheduler, "scheduler", DUET_CONFIG_OPTIONAL,
+                              &scheduler_schema),
     DUET_CONFIG_FIELD_SECTION(duet_worker_config, tls, "tls", DUET_CONFIG_OPTIONAL,
                               &duet_tls_settings_schema),
     DUET_CONFIG_FIELD_SECTION(duet_worker_config, rpc, "rpc", DUET_CONFIG_OPTIONAL,

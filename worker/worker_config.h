@@ -1,7 +1,7 @@
 /* duet-worker's configuration file (conf/worker.yaml documents every key).
  *
- * Top-level keys: listen, model, tls, rpc, admission, log. Command-line flags override what this
- * returns; the daemon applies them after loading. */
+ * Top-level keys: listen, model, scheduler, tls, rpc, admission, log. Command-line flags override
+ * what this returns; the daemon applies them after loading. */
 #ifndef DUET_WORKER_CONFIG_H
 #define DUET_WORKER_CONFIG_H
 
@@ -20,9 +20,17 @@ typedef struct {
                             family name (chat_template.h) */
 } duet_model_settings;
 
+/* Key "scheduler": continuous batching. */
+typedef struct {
+    uint32_t max_batch;   /* "max_batch": tokens per forward pass, 1 .. 4096 (default 256) */
+    uint32_t max_running; /* "max_running": sequences generating at once, 1 .. 256 (default 8) */
+    uint32_t max_waiting; /* "max_waiting": queued behind them, 0 .. 65536 (default 32) */
+} duet_scheduler_settings;
+
 typedef struct {
     char *listen; /* NNG URL the worker listens on; default DUET_WORKER_DEFAULT_LISTEN */
     duet_model_settings model;
+    duet_scheduler_settings scheduler;
     duet_tls_settings tls;
     duet_rpc_settings rpc;
     duet_admission_settings admission;
