@@ -5,6 +5,7 @@
 #include "log.h"
 #include "engine_bench.h"
 #include "rpc_bench.h"
+#include "worker_bench.h"
 
 static void usage(FILE *to)
 {
@@ -13,6 +14,7 @@ static void usage(FILE *to)
                 "commands:\n"
                 "  rpc     RPC round-trip latency and stream throughput, tls+tcp and tcp\n"
                 "  engine  model load time, prefill and decode tokens/s on a GGUF\n"
+                "  worker  aggregate tokens/s and time to first token of a running worker\n"
                 "\n"
                 "`duet-bench COMMAND --help` lists a command's options.\n");
 }
@@ -30,6 +32,9 @@ int main(int argc, char **argv)
             duet_log_set_level(DUET_LOG_ERROR); /* the insecure-transport warning is expected */
         }
         return bench_rpc_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "worker") == 0) {
+        return bench_worker_main(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "engine") == 0) {
         return bench_engine_main(argc - 1, argv + 1);
