@@ -8,6 +8,13 @@
 #include "kernels.h"
 #include "tensor_type.h"
 
+/* A cache a step reserves pages in, and what it had before (to undo a failed step). */
+typedef struct {
+    duet_kv_cache *kv;
+    uint32_t positions; /* the step writes positions up to this one, excluded */
+    uint32_t reserved_before;
+} kv_hold;
+
 struct duet_engine {
     const duet_model *m;
     duet_threadpool *pool;
@@ -19,6 +26,7 @@ struct duet_engine {
     uint8_t *xq;       /* activations converted to a weight type's dot type */
     size_t xq_stride;  /* bytes per row of xq */
     uint16_t *q16;     /* per thread: one head of q in F16 */
+    kv_hold *holds;    /* per step: the distinct caches of the batch */
     float *rope_cache; /* per thread: rope_dim cos/sin pairs */
 };
 
@@ -226,21 +234,26 @@ static void attention_worker(void *arg, int ith, int nth)
         for (uint32_t d = 0; d < hp->head_dim; d++) {
             acc[d] = 0;
         }
-        for (uint32_t p = 0; p < len; p++) {
-            const uint16_t *kr = duet_kv_cache_key(en->kv, j->layer, p) + kv_off;
-            float s = duet_vec_dot(DUET_TYPE_F16, hp->head_dim, kr, q16) * scale;
-            float ms = 1.0f, vs = 1.0f;
-            if (s > max) {
-                float old = max;
-                max = s;
-                ms = expf(old - max);
-                duet_f16_vec_scale(hp->head_dim, acc, ms);
-            } else {
-                vs = expf(s - max);
+        for (uint32_t p = 0; p < len;) {
+            /* a page at a time: one page-table lookup per page, not per position */
+            const uint16_t *kr, *vr;
+            uint32_t rows = duet_kv_cache_rows(en->kv, j->layer, p, &kr, &vr);
+            rows = rows < len - p ? rows : len - p;
+            for (uint32_t r = 0; r < rows; r++, kr += e->kv_dim, vr += e->kv_dim) {
+                float s = duet_vec_dot(DUET_TYPE_F16, hp->head_dim, kr + kv_off, q16) * scale;
+                float ms = 1.0f, vs = 1.0f;
+                if (s > max) {
+                    float old = max;
+                    max = s;
+                    ms = expf(old - max);
+                    duet_f16_vec_scale(hp->head_dim, acc, ms);
+                } else {
+                    vs = expf(s - max);
+                }
+                duet_f16_vec_mad(hp->head_dim, acc, vr + kv_off, vs);
+                sum = sum * ms + vs;
             }
-            const uint16_t *vr = duet_kv_cache_value(en->kv, j->layer, p) + kv_off;
-            duet_f16_vec_mad(hp->head_dim, acc, vr, vs);
-            sum = sum * ms + vs;
+            p += rows;
         }
         float inv = 1.0f / sum;
         duet_f16_to_f32_row(hp->head_dim, out, acc);
@@ -251,6 +264,39 @@ static void attention_worker(void *arg, int ith, int nth)
 }
 
 /* ---- the step --------------------------------------------------------------------------- */
+
+/* Makes pages cover every entry's position, all caches or none: a short pool fails the step
+ * here, before anything is computed, and the caches keep the pages they had. */
+static duet_code reserve_pages(duet_engine *e, const duet_batch_entry *entries, uint32_t n,
+                               duet_status *st)
+{
+    uint32_t n_holds = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        uint32_t h = 0;
+        while (h < n_holds && e->holds[h].kv != entries[t].kv) {
+            h++;
+        }
+        if (h == n_holds) {
+            e->holds[n_holds++] =
+                (kv_hold){.kv = entries[t].kv,
+                          .positions = 0,
+                          .reserved_before = duet_kv_cache_reserved(entries[t].kv)};
+        }
+        if (entries[t].pos + 1 > e->holds[h].positions) {
+            e->holds[h].positions = entries[t].pos + 1;
+        }
+    }
+    for (uint32_t h = 0; h < n_holds; h++) {
+        duet_code rc = duet_kv_cache_reserve(e->holds[h].kv, e->holds[h].positions, st);
+        if (rc != DUET_OK) {
+            while (h-- > 0) {
+                duet_kv_cache_shrink(e->holds[h].kv, e->holds[h].reserved_before);
+            }
+            return rc;
+        }
+    }
+    return DUET_OK;
+}
 
 static void layer_forward(duet_engine *e, const duet_batch_entry *entries, uint32_t n, uint32_t il)
 {
@@ -330,6 +376,10 @@ duet_code duet_engine_step(duet_engine *e, const duet_batch_entry *entries, uint
                                    cap < e->max_ctx ? cap : e->max_ctx);
         }
     }
+    duet_code rc = reserve_pages(e, entries, n, st);
+    if (rc != DUET_OK) {
+        return rc;
+    }
     for (uint32_t t = 0; t < n; t++) {
         const duet_weight *emb = &m->tok_embd;
         duet_dequantize_row(emb->type, emb->data + (size_t)entries[t].token * emb->row_bytes,
@@ -405,6 +455,7 @@ void duet_engine_free(duet_engine *e)
     }
     free(e->xq);
     free(e->q16);
+    free(e->holds);
     free(e);
 }
 
@@ -444,8 +495,9 @@ duet_code duet_engine_new(const duet_model *m, int n_threads, uint32_t max_batch
     e->xq = malloc(b * e->xq_stride);
     e->q16 = malloc((size_t)nth * 2 * hp->head_dim * sizeof(uint16_t));
     e->rope_cache = malloc((size_t)nth * hp->rope_dim * sizeof(float));
-    if (!e->pool || !e->x || !e->xn || !e->q || !e->k || !e->v || !e->att || !e->gate || !e->up ||
-        !e->tmp || !e->xq || !e->q16 || !e->rope_cache) {
+    e->holds = malloc(b * sizeof *e->holds);
+    if (!e->holds || !e->pool || !e->x || !e->xn || !e->q || !e->k || !e->v || !e->att ||
+        !e->gate || !e->up || !e->tmp || !e->xq || !e->q16 || !e->rope_cache) {
         duet_engine_free(e);
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED,
                                "out of memory for the engine's buffers");

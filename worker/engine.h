@@ -4,7 +4,11 @@
  * sequences can share a step (each weight matrix is read once per step, whatever the
  * batch size: that is what makes prefill and multi-stream decode fast). Within a step,
  * an entry sees its own sequence's keys up to its position, including those written by
- * earlier entries of the same step. */
+ * earlier entries of the same step.
+ *
+ * The engine holds no KV memory: each sequence's cache draws pages from its pool (the worker
+ * makes one pool for its engine, shared by all sequences; kv_pool.h), and a step reserves
+ * the pages it writes in each entry's own cache, so any mix of sequences can share a step. */
 #ifndef DUET_ENGINE_H
 #define DUET_ENGINE_H
 
@@ -35,7 +39,9 @@ const duet_model *duet_engine_model(const duet_engine *e);
 uint32_t duet_engine_max_batch(const duet_engine *e);
 
 /* One step over n entries (n <= max_batch). logits receives n_vocab floats for each entry
- * that wants them, in entry order. Each entry's cache grows to cover its position. */
+ * that wants them, in entry order. Each entry's cache grows to cover its position: pages
+ * are reserved for every entry before anything is computed, so a pool too short (even after
+ * evicting idle sessions) fails the step with RESOURCE_EXHAUSTED and no cache changes. */
 duet_code duet_engine_step(duet_engine *e, const duet_batch_entry *entries, uint32_t n,
                            float *logits, duet_status *st);
 

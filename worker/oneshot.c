@@ -321,6 +321,7 @@ static int run(const oneshot_opts *o)
     duet_vocab vocab;
     duet_tokenizer *tok = NULL;
     duet_engine *e = NULL;
+    duet_kv_pool *kv_pool = NULL;
     duet_kv_cache *kv = NULL;
     duet_sampler *sampler = NULL;
     duet_detok_stream *detok = NULL;
@@ -366,8 +367,12 @@ static int run(const oneshot_opts *o)
         n_predict = ctx - (uint32_t)n_ids; /* stop when the context is full */
     }
     uint32_t batch = n_ids < 512 ? (uint32_t)n_ids : 512;
+    /* one sequence: a pool just big enough for the whole context, so it never runs short */
+    uint32_t kv_pages = (ctx + DUET_KV_PAGE_TOKENS_DEFAULT - 1) / DUET_KV_PAGE_TOKENS_DEFAULT;
     if (duet_engine_new(m, o->threads, batch, ctx, &e, &st) != DUET_OK ||
-        duet_kv_cache_new(m, ctx, &kv, &st) != DUET_OK ||
+        duet_kv_pool_new_pages(m, kv_pages, DUET_KV_PAGE_TOKENS_DEFAULT, &kv_pool, &st) !=
+            DUET_OK ||
+        duet_kv_cache_new_in_pool(kv_pool, ctx, &kv, &st) != DUET_OK ||
         duet_sampler_new(&o->sampling, (int32_t)m->hp.n_vocab, &sampler, &st) != DUET_OK ||
         duet_detok_stream_create(tok, 0, &detok, &st) != DUET_OK) {
         fprintf(stderr, "duet-worker: %s\n", st.message);
@@ -430,6 +435,7 @@ out:
     duet_detok_stream_free(detok);
     duet_sampler_free(sampler);
     duet_kv_cache_free(kv);
+    duet_kv_pool_free(kv_pool);
     duet_engine_free(e);
     duet_tokenizer_free(tok);
     duet_vocab_free(&vocab);

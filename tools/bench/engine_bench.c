@@ -189,11 +189,18 @@ int bench_engine_main(int argc, char **argv)
     (void)sink;
     double t_load = now_s() - t0;
     uint32_t n_ctx = o.prompt + o.gen + 1;
-    duet_engine *e;
-    duet_kv_cache *kv;
+    duet_engine *e = NULL;
+    duet_kv_pool *kv_pool = NULL;
+    duet_kv_cache *kv = NULL;
+    /* one sequence: a pool of exactly the pages its context needs */
+    uint32_t kv_pages = (n_ctx + DUET_KV_PAGE_TOKENS_DEFAULT - 1) / DUET_KV_PAGE_TOKENS_DEFAULT;
     if (duet_engine_new(m, o.threads, o.prompt, n_ctx, &e, &st) != DUET_OK ||
-        duet_kv_cache_new(m, n_ctx, &kv, &st) != DUET_OK) {
+        duet_kv_pool_new_pages(m, kv_pages, DUET_KV_PAGE_TOKENS_DEFAULT, &kv_pool, &st) !=
+            DUET_OK ||
+        duet_kv_cache_new_in_pool(kv_pool, n_ctx, &kv, &st) != DUET_OK) {
         fprintf(stderr, "duet-bench engine: %s\n", st.message);
+        duet_kv_pool_free(kv_pool);
+        duet_engine_free(e);
         duet_model_free(m);
         return 1;
     }
@@ -281,6 +288,7 @@ int bench_engine_main(int argc, char **argv)
     free(gen);
     free(logits);
     duet_kv_cache_free(kv);
+    duet_kv_pool_free(kv_pool);
     duet_engine_free(e);
     duet_model_free(m);
     return rc == DUET_OK ? 0 : 1;
