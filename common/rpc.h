@@ -7,7 +7,11 @@
  * sides with DEADLINE_EXCEEDED; the caller can cancel; errors carry a gRPC status code and
  * a message. Large payloads are zstd-compressed; frames are capped in size.
  *
- * No thread per call: I/O runs on NNG's aio callbacks and one timer thread per endpoint. */
+ * No thread per call: I/O runs on NNG's aio callbacks and one timer thread per endpoint.
+ *
+ * Programs using this library do not call nng_fini(): in NNG 1.5.2 it can race the reaper
+ * thread still closing a freed TLS stream and abort ("panic: pthread_mutex_lock: Invalid
+ * argument" in tls_reap), seen in about one exit in three after TLS traffic. */
 #ifndef DUET_RPC_H
 #define DUET_RPC_H
 

@@ -582,5 +582,4 @@ Test(certs, nodes_talk_over_mutual_tls, .timeout = 60)
     nng_close(misnamed);
     nng_close(client);
     nng_close(server);
-    nng_fini();
 }

@@ -180,7 +180,6 @@ static void teardown(void)
     duet_rpc_client_free(client);
     duet_rpc_server_free(server);
     test_remove_dir(lab);
-    nng_fini();
 }
 
 TestSuite(rpc, .init = setup, .fini = teardown, .timeout = 120);

@@ -49,7 +49,6 @@ static void teardown(void)
 {
     duet_rpc_client_free(client);
     duet_rpc_server_free(server);
-    nng_fini();
 }
 
 TestSuite(badinput, .init = setup, .fini = teardown, .timeout = 60);

@@ -83,7 +83,6 @@ static void teardown(void)
     duet_rpc_server_free(server);
     test_remove_dir(lab);
     test_remove_dir(rogue);
-    nng_fini();
 }
 
 TestSuite(security, .init = setup, .fini = teardown, .timeout = 60);

@@ -143,7 +143,6 @@ static int rpc_serve(int argc, char **argv)
     while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
     }
     duet_rpc_server_free(srv);
-    nng_fini();
     return 0;
 }
 
@@ -493,6 +492,5 @@ int bench_rpc_main(int argc, char **argv)
     } else {
         print_table(results, n, &o);
     }
-    nng_fini();
     return 0;
 }

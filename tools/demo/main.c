@@ -237,7 +237,6 @@ static int serve(const demo_opts *o)
     demo_pump_free(d.pump);
     duet_bucket_free(d.bucket);
     duet_worker_config_free(&cfg);
-    nng_fini();
     return rc;
 }
 
@@ -347,7 +346,6 @@ static int call(const demo_opts *o)
     }
     duet_rpc_client_free(client);
     duet_gateway_config_free(&cfg);
-    nng_fini();
     return rc;
 }
 
