@@ -420,7 +420,7 @@ Test(config, unknown_keys_name_where_and_what_is_known)
 {
     expect_worker_error("tls:\n  insecure: true\nlisen: x\n",
                         "w.yaml:3:1: unknown key \"lisen\" in the top level "
-                        "(known: listen, model, scheduler, tls, rpc, admission, log)");
+                        "(known: listen, model, scheduler, kv_cache, tls, rpc, admission, log)");
     expect_worker_error("tls:\n  certdir: certs\n",
                         "w.yaml:2:3: unknown key \"certdir\" in tls "
                         "(known: certs_dir, name, ca, cert, key, insecure)");

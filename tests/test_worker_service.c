@@ -660,3 +660,180 @@ Test(admission, over_the_limits_is_resource_exhausted_at_once)
     gen_free(first);
     expect_clean_exit();
 }
+
+/* ---- sessions: turn 2 computes only what turn 1 did not ---- */
+
+Test(worker_service, session_reuse_computes_only_new_tokens)
+{
+    uint32_t turn2[64];
+    size_t n1 = 6, g1 = 10, extra = 5;
+    for (size_t i = 0; i < n1; i++) {
+        turn2[i] = STORIES_GREEDY[i + 20];
+    }
+    turn2[0] = 1;
+    Duet__V1__GenerateRequest req;
+    Duet__V1__TokenIds ids;
+    Duet__V1__SamplingParams sp;
+    greedy_request(&req, &ids, &sp, turn2, n1, (uint32_t)g1);
+    req.ignore_eos = true;
+    req.session_id = "alice";
+    gen_stream *g = gen_start(&req, 30000);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_OK, "%s", g->status.message);
+    cr_assert_eq(g->end->usage->cached_prompt_tokens, 0, "a new session has nothing cached");
+    memcpy(turn2 + n1, g->ids, g1 * sizeof *turn2);
+    gen_free(g);
+    for (size_t i = 0; i < extra; i++) {
+        turn2[n1 + g1 + i] = STORIES_GREEDY[40 + i];
+    }
+    size_t n2 = n1 + g1 + extra;
+
+    /* the reference: the same prompt with no session */
+    greedy_request(&req, &ids, &sp, turn2, n2, 12);
+    req.ignore_eos = true;
+    gen_stream *fresh = gen_start(&req, 30000);
+    gen_wait(fresh);
+    cr_assert_eq(fresh->status.code, DUET_OK, "%s", fresh->status.message);
+    cr_assert_eq(fresh->end->usage->cached_prompt_tokens, 0);
+
+    req.session_id = "alice";
+    gen_stream *again = gen_start(&req, 30000);
+    gen_wait(again);
+    cr_assert_eq(again->status.code, DUET_OK, "%s", again->status.message);
+    /* turn 1's prompt and answer are cached, except the last answer token, never fed */
+    cr_assert_eq(again->end->usage->cached_prompt_tokens, n1 + g1 - 1, "cached %u",
+                 again->end->usage->cached_prompt_tokens);
+    cr_assert_eq(again->end->usage->prompt_tokens, n2);
+    cr_assert_eq(again->n_ids, fresh->n_ids);
+    for (size_t i = 0; i < fresh->n_ids; i++) {
+        cr_assert_eq(again->ids[i], fresh->ids[i], "token %zu: %u with reuse, %u without", i,
+                     again->ids[i], fresh->ids[i]);
+    }
+
+    /* another session never sees alice's cache */
+    req.session_id = "bob";
+    gen_stream *other = gen_start(&req, 30000);
+    gen_wait(other);
+    cr_assert_eq(other->status.code, DUET_OK, "%s", other->status.message);
+    cr_assert_eq(other->end->usage->cached_prompt_tokens, 0);
+    gen_free(other);
+    gen_free(again);
+    gen_free(fresh);
+
+    Duet__V1__HealthResponse *hr = health();
+    cr_assert_gt(hr->kv_pages_used, 0, "idle sessions keep their pages");
+    duet__v1__health_response__free_unpacked(hr, NULL);
+    expect_clean_exit();
+}
+
+Test(worker_service, cancelled_sequences_give_their_pages_back)
+{
+    uint32_t bos = 1;
+    Duet__V1__GenerateRequest req;
+    Duet__V1__TokenIds ids;
+    Duet__V1__SamplingParams sp;
+    greedy_request(&req, &ids, &sp, &bos, 1, 1800);
+    req.ignore_eos = true;
+    req.session_id = "carol";
+    gen_stream *g = gen_start(&req, 0);
+    pthread_mutex_lock(&g->lock);
+    while (g->n_ids < 100 && !g->ended) {
+        pthread_cond_wait(&g->cv, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+    Duet__V1__HealthResponse *hr = health();
+    cr_assert_gt(hr->kv_pages_used, 0, "a running sequence holds pages");
+    cr_assert_eq(hr->running_sequences, 1);
+    duet__v1__health_response__free_unpacked(hr, NULL);
+
+    /* Cancel by session id, as a second gateway would */
+    Duet__V1__CancelRequest c = DUET__V1__CANCEL_REQUEST__INIT;
+    c.session_id = "carol";
+    uint8_t *resp;
+    size_t len;
+    duet_status st;
+    cr_assert_eq(call(DUET_WORKER_METHOD("Cancel"), &c.base, &resp, &len, &st), DUET_OK, "%s",
+                 st.message);
+    Duet__V1__CancelResponse *cr = duet__v1__cancel_response__unpack(NULL, len, resp);
+    free(resp);
+    cr_assert_eq(cr->cancelled, 1);
+    duet__v1__cancel_response__free_unpacked(cr, NULL);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_CANCELLED, "%s", g->status.message);
+    gen_free(g);
+    wait_idle();
+    hr = health();
+    cr_assert_eq(hr->kv_pages_used, 0, "%u pages still used after the cancel", hr->kv_pages_used);
+    duet__v1__health_response__free_unpacked(hr, NULL);
+    expect_clean_exit();
+}
+
+/* ---- staged loading: a worker reading its 1.1 MiB model at 0.25 MiB/s ---- */
+
+static char slow_conf[700];
+
+static void start_slow_worker(void)
+{
+    char dir[512];
+    test_make_temp_dir(dir, sizeof dir, "duet-worker-slow");
+    snprintf(slow_conf, sizeof slow_conf, "%s/w.yaml", dir);
+    FILE *f = fopen(slow_conf, "w");
+    fputs("model:\n  load_rate_mib: 0.25\n", f);
+    fclose(f);
+    const char *extra[] = {"-c", slow_conf, NULL};
+    start_worker_with(extra);
+}
+
+static void stop_slow_worker(void)
+{
+    stop_worker();
+    *strrchr(slow_conf, '/') = '\0';
+    test_remove_dir(slow_conf);
+}
+
+TestSuite(staged, .init = start_slow_worker, .fini = stop_slow_worker, .timeout = 120);
+
+Test(staged, health_reports_loading_then_ready_and_generate_waits_for_layers)
+{
+    Duet__V1__HealthResponse *hr = health();
+    cr_assert_eq(hr->state, DUET__V1__LOAD_STATE__LOAD_STATE_LOADING,
+                 "state %d right after start (0.25 MiB/s, a 1.1 MiB model)", hr->state);
+    cr_assert_lt(hr->bytes_loaded, hr->bytes_total);
+    cr_assert_gt(hr->bytes_total, 1000000);
+    cr_assert_eq(hr->layers_total, 5);
+    duet__v1__health_response__free_unpacked(hr, NULL);
+
+    /* accepted while loading; its layers arrive as it goes */
+    uint32_t bos = 1;
+    Duet__V1__GenerateRequest req;
+    Duet__V1__TokenIds ids;
+    Duet__V1__SamplingParams sp;
+    greedy_request(&req, &ids, &sp, &bos, 1, 16);
+    gen_stream *g = gen_start(&req, 30000);
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_OK, "%s", g->status.message);
+    for (size_t i = 0; i < 16; i++) {
+        cr_assert_eq(g->ids[i], STORIES_GREEDY[i]);
+    }
+    gen_free(g);
+    hr = health();
+    cr_assert_eq(hr->state, DUET__V1__LOAD_STATE__LOAD_STATE_READY);
+    cr_assert_eq(hr->bytes_loaded, hr->bytes_total);
+    cr_assert_eq(hr->layers_loaded, 5);
+    duet__v1__health_response__free_unpacked(hr, NULL);
+    expect_clean_exit();
+}
+
+Test(worker_config_errors, a_model_that_does_not_fit_is_refused_with_the_numbers)
+{
+    const char *dir = getenv("DUET_TEST_MODELS");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stories260K.gguf", dir ? dir : "../shared/models");
+    const char *argv[] = {"duet-worker", "-m",       path,      "--listen", "tcp://127.0.0.1:1",
+                          "--insecure",  "--kv-mib", "1048576", NULL};
+    char *out, *err;
+    cr_assert_eq(test_run_tool_capture(argv, &out, &err), 1);
+    cr_assert(strstr(err, "--memory-factor") && strstr(err, "GiB"), "%s", err);
+    free(out);
+    free(err);
+}

@@ -23,6 +23,9 @@ typedef struct {
     bool insecure;
     long threads; /* -1: not given */
     long context;
+    long kv_mib;
+    double memory_factor; /* < 0: not given */
+    bool mlock;
 } daemon_opts;
 
 void duet_worker_daemon_usage(FILE *f)
@@ -38,6 +41,10 @@ void duet_worker_daemon_usage(FILE *f)
                "  --listen URL           address to serve, e.g. tls+tcp://0.0.0.0:7700 (listen)\n"
                "  -t, --threads N        compute threads, 0 = one per core (model.threads)\n"
                "  --ctx N                positions per sequence, 0 = the model's (model.context)\n"
+               "  --kv-mib N             KV cache budget in MiB (kv_cache.budget_mib)\n"
+               "  --memory-factor F      refuse unless file x F + KV budget fits in memory,\n"
+               "                         0 = no check (model.memory_factor)\n"
+               "  --mlock                lock the weights in RAM (model.mlock)\n"
                "  --certs DIR --name NAME\n"
                "                         use DIR/ca.crt, DIR/NAME.crt, DIR/NAME.key (duet-certs)\n"
                "  --insecure             allow plain tcp:// and ipc:// (tls.insecure)\n"
@@ -49,7 +56,7 @@ void duet_worker_daemon_usage(FILE *f)
 
 static int parse(int argc, char **argv, daemon_opts *o)
 {
-    enum { O_LISTEN = 256, O_CTX, O_CERTS, O_NAME, O_INSECURE };
+    enum { O_LISTEN = 256, O_CTX, O_CERTS, O_NAME, O_INSECURE, O_KV, O_MEMF, O_MLOCK };
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
                                              {"model", required_argument, NULL, 'm'},
                                              {"listen", required_argument, NULL, O_LISTEN},
@@ -58,9 +65,12 @@ static int parse(int argc, char **argv, daemon_opts *o)
                                              {"certs", required_argument, NULL, O_CERTS},
                                              {"name", required_argument, NULL, O_NAME},
                                              {"insecure", no_argument, NULL, O_INSECURE},
+                                             {"kv-mib", required_argument, NULL, O_KV},
+                                             {"memory-factor", required_argument, NULL, O_MEMF},
+                                             {"mlock", no_argument, NULL, O_MLOCK},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    *o = (daemon_opts){.threads = -1, .context = -1};
+    *o = (daemon_opts){.threads = -1, .context = -1, .kv_mib = -1, .memory_factor = -1};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:m:t:h", longopts, NULL)) != -1) {
@@ -95,6 +105,26 @@ static int parse(int argc, char **argv, daemon_opts *o)
             break;
         case O_INSECURE:
             o->insecure = true;
+            break;
+        case O_KV:
+            if (!duet_parse_long(optarg, 1, 1 << 20, &o->kv_mib)) {
+                fprintf(stderr, "duet-worker: --kv-mib wants a number 1..1048576, not \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case O_MEMF: {
+            float f;
+            if (!duet_parse_float(optarg, &f) || f < 0 || f > 100) {
+                fprintf(stderr, "duet-worker: --memory-factor wants a number 0..100, not \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            o->memory_factor = f;
+            break;
+        }
+        case O_MLOCK:
+            o->mlock = true;
             break;
         case 'h':
             duet_worker_daemon_usage(stdout);
@@ -150,6 +180,15 @@ static int load_config(const daemon_opts *o, duet_worker_config *cfg)
     if (o->context >= 0) {
         cfg->model.context = (uint32_t)o->context;
     }
+    if (o->kv_mib >= 0) {
+        cfg->kv_cache.budget_mib = (uint32_t)o->kv_mib;
+    }
+    if (o->memory_factor >= 0) {
+        cfg->model.memory_factor = o->memory_factor;
+    }
+    if (o->mlock) {
+        cfg->model.mlock = true;
+    }
     return 0;
 }
 
@@ -189,7 +228,14 @@ static int serve(duet_worker_config *cfg, const daemon_opts *o)
                                       .max_running = cfg->scheduler.max_running,
                                       .max_waiting = cfg->scheduler.max_waiting,
                                       .requests_per_second = cfg->admission.requests_per_second,
-                                      .burst = cfg->admission.burst};
+                                      .burst = cfg->admission.burst,
+                                      .kv_cache_mib = cfg->kv_cache.budget_mib,
+                                      .kv_page_tokens = cfg->kv_cache.page_tokens,
+                                      .load_rate_bytes_per_s =
+                                          (uint64_t)(cfg->model.load_rate_mib * 1048576.0),
+                                      .memory_factor = cfg->model.memory_factor,
+                                      .mlock = cfg->model.mlock,
+                                      .progress = stderr};
     duet_worker_service *svc = NULL;
     if (duet_worker_service_new(&so, &svc, &st) != DUET_OK) {
         duet_log_error("%s", st.message);

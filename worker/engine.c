@@ -17,6 +17,7 @@ typedef struct {
 
 struct duet_engine {
     const duet_model *m;
+    duet_loader *loader; /* NULL when the weights are all in */
     duet_threadpool *pool;
     uint32_t max_batch;
     uint32_t max_ctx;
@@ -380,13 +381,23 @@ duet_code duet_engine_step(duet_engine *e, const duet_batch_entry *entries, uint
     if (rc != DUET_OK) {
         return rc;
     }
+    if (e->loader && duet_loader_wait_embeddings(e->loader, st) != DUET_OK) {
+        return st->code;
+    }
     for (uint32_t t = 0; t < n; t++) {
         const duet_weight *emb = &m->tok_embd;
         duet_dequantize_row(emb->type, emb->data + (size_t)entries[t].token * emb->row_bytes,
                             e->x + (size_t)t * hp->n_embd, hp->n_embd);
     }
     for (uint32_t il = 0; il < hp->n_layer; il++) {
+        /* a failure here leaves the lengths as they were: the positions count as unwritten */
+        if (e->loader && duet_loader_wait_layer(e->loader, il, st) != DUET_OK) {
+            return st->code;
+        }
         layer_forward(e, entries, n, il);
+    }
+    if (e->loader && duet_loader_wait_output(e->loader, st) != DUET_OK) {
+        return st->code;
     }
     for (uint32_t t = 0; t < n; t++) {
         duet_kv_cache *kv = entries[t].kv;
@@ -431,6 +442,11 @@ duet_code duet_engine_eval(duet_engine *e, duet_kv_cache *kv, const uint32_t *to
     }
     free(batch);
     return rc;
+}
+
+void duet_engine_set_loader(duet_engine *e, duet_loader *l)
+{
+    e->loader = l;
 }
 
 const duet_model *duet_engine_model(const duet_engine *e)

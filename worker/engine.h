@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "kv_cache.h"
+#include "loader.h"
 #include "model.h"
 #include "status.h"
 #include "threadpool.h"
@@ -34,6 +35,12 @@ typedef struct duet_engine duet_engine;
 duet_code duet_engine_new(const duet_model *m, int n_threads, uint32_t max_batch, uint32_t max_ctx,
                           duet_engine **out, duet_status *st);
 void duet_engine_free(duet_engine *e);
+
+/* Weights still arriving: from now on every step waits for each stage of the model it
+ * reads (embeddings, each layer, the output head) just before using it, so a step can run
+ * while later layers load. A failed or cancelled load fails the step with its status.
+ * l must outlive the engine's use of it; NULL turns waiting off. */
+void duet_engine_set_loader(duet_engine *e, duet_loader *l);
 
 const duet_model *duet_engine_model(const duet_engine *e);
 uint32_t duet_engine_max_batch(const duet_engine *e);

@@ -12,10 +12,10 @@
 #include "chat_template.h"
 #include "duet.pb-c.h"
 #include "sampler.h"
+#include "session_cache.h"
 #include "status.h"
 #include "tokenizer.h"
 
-#define DUET_SESSION_ID_MAX 128 /* bytes */
 #define DUET_STOP_STRINGS_MAX 16
 #define DUET_STOP_STRING_BYTES_MAX 256
 

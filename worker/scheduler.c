@@ -21,10 +21,13 @@ struct duet_gen_ticket {
 
     /* running state: only the scheduler thread touches it */
     seq_phase phase;
-    duet_kv_cache *kv;
-    uint32_t n_fed;  /* prompt tokens in the cache (reused ones included) */
-    uint32_t cached; /* prompt tokens reused from the session's cache */
-    int32_t last;    /* the token sampled last, fed at the next step */
+    duet_session *seq;
+    duet_kv_cache *kv; /* the session's */
+    uint32_t take;     /* prompt tokens planned for this step */
+    uint32_t *tokens;  /* prompt, then what was generated: what the cache holds */
+    uint32_t n_fed;    /* prompt tokens in the cache (reused ones included) */
+    uint32_t cached;   /* prompt tokens reused from the session's cache */
+    int32_t last;      /* the token sampled last, fed at the next step */
     uint32_t generated;
     duet_sampler *sampler;
     duet_detok_stream *detok;
@@ -38,6 +41,7 @@ struct duet_gen_ticket {
 
 struct duet_scheduler {
     duet_engine *engine;
+    duet_session_cache *sessions;
     const duet_tokenizer *tok;
     uint32_t context, n_vocab, max_batch;
     duet_scheduler_options opt;
@@ -124,9 +128,25 @@ static double ms_between(uint64_t a, uint64_t b)
     return a && b > a ? (double)(b - a) / 1e6 : 0.0;
 }
 
+/* Gives the sequence back to the session cache: kept for the next turn when keep, else the
+ * session is forgotten and its pages freed. */
+static void release_sequence(duet_scheduler *s, duet_gen_ticket *t, bool keep)
+{
+    if (!t->seq) {
+        return;
+    }
+    if (!keep && t->req.session_id[0]) {
+        duet_session_cache_drop(s->sessions, t->req.session_id, NULL);
+    }
+    duet_session_cache_release(s->sessions, t->seq, t->tokens,
+                               keep ? t->req.n_prompt + t->generated : 0);
+    t->seq = NULL;
+    t->kv = NULL;
+}
+
 static void ticket_free(duet_gen_ticket *t)
 {
-    duet_kv_cache_free(t->kv);
+    free(t->tokens);
     duet_sampler_free(t->sampler);
     duet_detok_stream_free(t->detok);
     duet_stop_matcher_free(t->stops);
@@ -141,8 +161,8 @@ static void finish(duet_scheduler *s, duet_gen_ticket *t, duet_finish_reason why
                    const duet_status *st)
 {
     uint64_t now = duet_now_ns();
-    duet_kv_cache_free(t->kv); /* pages back at once, before the sink's answer goes out */
-    t->kv = NULL;
+    /* pages back at once, before the sink's answer goes out */
+    release_sequence(s, t, st->code == DUET_OK && why != DUET_FINISH_CANCELLED);
     if (st->code == DUET_OK && why != DUET_FINISH_CANCELLED) {
         const char *held;
         size_t held_len;
@@ -198,9 +218,21 @@ static void finish_error(duet_scheduler *s, duet_gen_ticket *t, const duet_statu
 /* Makes t ready to run: its cache, sampler, detokenizer and stop matcher. */
 static duet_code start_sequence(duet_scheduler *s, duet_gen_ticket *t, duet_status *st)
 {
-    const duet_model *m = duet_engine_model(s->engine);
-    if (duet_kv_cache_new(m, s->context, &t->kv, st) != DUET_OK ||
-        duet_sampler_new(&t->req.sampling, (int32_t)s->n_vocab, &t->sampler, st) != DUET_OK ||
+    t->tokens = malloc(((size_t)t->req.n_prompt + t->req.max_tokens) * sizeof *t->tokens);
+    if (!t->tokens) {
+        return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    for (uint32_t i = 0; i < t->req.n_prompt; i++) {
+        t->tokens[i] = (uint32_t)t->req.prompt[i];
+    }
+    uint32_t reused = 0;
+    if (duet_session_cache_acquire(s->sessions, t->req.session_id, t->tokens, t->req.n_prompt,
+                                   &t->seq, &reused, st) != DUET_OK) {
+        return st->code;
+    }
+    t->kv = duet_session_kv(t->seq);
+    t->n_fed = t->cached = reused;
+    if (duet_sampler_new(&t->req.sampling, (int32_t)s->n_vocab, &t->sampler, st) != DUET_OK ||
         duet_detok_stream_create(s->tok, 0, &t->detok, st) != DUET_OK ||
         duet_stop_matcher_new((const char *const *)t->req.stops, t->req.n_stops, &t->stops, st) !=
             DUET_OK) {
@@ -332,8 +364,40 @@ static void reap(duet_scheduler *s)
     }
 }
 
-/* Decode entries first (one per decoding sequence), then prompt chunks in arrival order
- * with what is left of the batch. */
+/* Plans this step: a decode token for every decoding sequence, then prompt chunks in
+ * arrival order with what is left of the batch, and reserves the cache pages each needs.
+ * A sequence the pool cannot grow ends here (RESOURCE_EXHAUSTED), before the step. */
+static void plan_step(duet_scheduler *s)
+{
+    uint32_t budget = s->max_batch;
+    for (uint32_t i = 0; i < s->n_running; i++) {
+        if (s->running[i]->phase == SEQ_DECODE) {
+            budget--;
+        }
+    }
+    for (uint32_t i = 0; i < s->n_running;) {
+        duet_gen_ticket *t = s->running[i];
+        uint32_t need;
+        if (t->phase == SEQ_DECODE) {
+            need = t->req.n_prompt + t->generated;
+            t->take = 0;
+        } else {
+            uint32_t left = t->req.n_prompt - t->n_fed;
+            t->take = left < budget ? left : budget;
+            budget -= t->take;
+            need = t->n_fed + t->take;
+        }
+        duet_status st;
+        if (need > 0 && duet_kv_cache_reserve(t->kv, need, &st) != DUET_OK) {
+            remove_running(s, i);
+            duet_status_set(&st, DUET_RESOURCE_EXHAUSTED, "the KV cache is full: %s", st.message);
+            finish_error(s, t, &st);
+            continue;
+        }
+        i++;
+    }
+}
+
 static uint32_t build_batch(duet_scheduler *s)
 {
     uint32_t n = 0;
@@ -347,16 +411,12 @@ static uint32_t build_batch(duet_scheduler *s)
             s->entry_seq[n++] = i;
         }
     }
-    for (uint32_t i = 0; i < s->n_running && n < s->max_batch; i++) {
+    for (uint32_t i = 0; i < s->n_running; i++) {
         duet_gen_ticket *t = s->running[i];
         if (t->phase != SEQ_PREFILL) {
             continue;
         }
-        uint32_t take = t->req.n_prompt - t->n_fed;
-        if (take > s->max_batch - n) {
-            take = s->max_batch - n;
-        }
-        for (uint32_t k = 0; k < take; k++) {
+        for (uint32_t k = 0; k < t->take; k++) {
             uint32_t pos = t->n_fed + k;
             s->entries[n] = (duet_batch_entry){.token = (uint32_t)t->req.prompt[pos],
                                                .pos = pos,
@@ -364,7 +424,8 @@ static uint32_t build_batch(duet_scheduler *s)
                                                .want_logits = pos == t->req.n_prompt - 1};
             s->entry_seq[n++] = i;
         }
-        t->n_fed += take;
+        t->n_fed += t->take;
+        t->take = 0;
     }
     return n;
 }
@@ -386,6 +447,7 @@ static bool advance(duet_scheduler *s, duet_gen_ticket *t, const float *logits, 
     }
     duet_sampler_accept(t->sampler, id, NULL);
     t->last = id;
+    t->tokens[t->req.n_prompt + t->generated] = (uint32_t)id;
     t->generated++;
     duet_status st;
     const char *text = NULL;
@@ -434,6 +496,7 @@ static void update_rate(duet_scheduler *s, uint64_t now)
 
 static void step(duet_scheduler *s)
 {
+    plan_step(s);
     uint32_t n = build_batch(s);
     if (n == 0) {
         return;
@@ -511,7 +574,8 @@ static void *scheduler_main(void *arg)
 
 /* ---- public ------------------------------------------------------------------------------ */
 
-duet_code duet_scheduler_new(duet_engine *e, const duet_tokenizer *tok, uint32_t context,
+duet_code duet_scheduler_new(duet_engine *e, const duet_tokenizer *tok,
+                             duet_session_cache *sessions, uint32_t context,
                              const duet_scheduler_options *o, duet_scheduler **out, duet_status *st)
 {
     if (o->max_running == 0 || o->max_running > duet_engine_max_batch(e)) {
@@ -524,6 +588,7 @@ duet_code duet_scheduler_new(duet_engine *e, const duet_tokenizer *tok, uint32_t
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
     }
     s->engine = e;
+    s->sessions = sessions;
     s->tok = tok;
     s->context = context;
     s->opt = *o;

@@ -16,6 +16,7 @@
 
 #include "engine.h"
 #include "gen_request.h"
+#include "session_cache.h"
 #include "status.h"
 #include "tokenizer.h"
 
@@ -62,9 +63,18 @@ typedef struct {
 typedef struct duet_scheduler duet_scheduler;
 typedef struct duet_gen_ticket duet_gen_ticket;
 
-/* Starts the scheduler thread on engine e (which it uses alone from now on) and
- * tokenizer tok (shared, read-only); context is the positions one sequence may hold. */
-duet_code duet_scheduler_new(duet_engine *e, const duet_tokenizer *tok, uint32_t context,
+/* Starts the scheduler thread on engine e (which it uses alone from now on), tokenizer tok
+ * (shared, read-only) and the session cache over the engine's KV pool (used by this
+ * scheduler only; it must outlive it); context is the positions one sequence may hold.
+ *
+ * A request with a session id continues that session's cached sequence: only the prompt
+ * tokens past the longest prefix it shares with the cache are computed (reported as
+ * cached_prompt_tokens), and the cache keeps prompt and answer for the next turn. A
+ * sequence the pool cannot grow (even after evicting idle sessions) ends with
+ * RESOURCE_EXHAUSTED; the others go on. A cancelled or expired sequence also forgets its
+ * session, so its pages return to the pool at once. */
+duet_code duet_scheduler_new(duet_engine *e, const duet_tokenizer *tok,
+                             duet_session_cache *sessions, uint32_t context,
                              const duet_scheduler_options *o, duet_scheduler **out,
                              duet_status *st);
 

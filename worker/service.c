@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,10 @@
 #include "duet.pb-c.h"
 #include "engine.h"
 #include "gen_request.h"
+#include "kv_pool.h"
+#include "session_cache.h"
+#include "loader.h"
+#include "memory_check.h"
 #include "model.h"
 #include "model_template.h"
 #include "scheduler.h"
@@ -32,7 +37,10 @@ typedef struct gen_call {
 
 struct duet_worker_service {
     duet_model *model;
+    duet_loader *loader;
     duet_engine *engine;
+    duet_kv_pool *pool;
+    duet_session_cache *sessions;
     duet_scheduler *scheduler;
     duet_bucket *bucket;
     double rate, burst;
@@ -62,7 +70,13 @@ duet_code duet_worker_service_new(const duet_worker_service_options *o, duet_wor
     }
     s->started_ns = duet_now_ns();
     duet_vocab_init(&s->vocab, DUET_VOCAB_SPM);
+    duet_loader_options lo = {.mlock = o->mlock,
+                              .show_progress = o->progress,
+                              .throttle_bytes_per_s = o->load_rate_bytes_per_s};
     if (duet_model_load(o->model_path, &s->model, st) != DUET_OK ||
+        duet_loader_check_memory(duet_gguf_file_size(s->model->gguf), o->memory_factor,
+                                 (uint64_t)o->kv_cache_mib << 20, st) != DUET_OK ||
+        duet_loader_start(s->model, &lo, &s->loader, st) != DUET_OK ||
         duet_vocab_from_gguf(s->model->gguf, &s->vocab, st) != DUET_OK ||
         duet_tokenizer_create(&s->vocab, &s->tok, st) != DUET_OK ||
         duet_model_template(s->model, o->chat_template, &s->template_kind, st) != DUET_OK) {
@@ -82,11 +96,15 @@ duet_code duet_worker_service_new(const duet_worker_service_options *o, duet_wor
     uint32_t batch = o->max_batch < o->max_running ? o->max_running : o->max_batch;
     pthread_mutex_init(&s->lock, NULL);
     s->lock_ready = true;
-    if (duet_engine_new(s->model, (int)s->threads, batch, s->context, &s->engine, st) != DUET_OK ||
-        duet_scheduler_new(s->engine, s->tok, s->context, &so, &s->scheduler, st) != DUET_OK) {
+    if (duet_kv_pool_new(s->model, o->kv_cache_mib, o->kv_page_tokens, &s->pool, st) != DUET_OK ||
+        duet_session_cache_new(s->pool, s->context, &s->sessions, st) != DUET_OK ||
+        duet_engine_new(s->model, (int)s->threads, batch, s->context, &s->engine, st) != DUET_OK ||
+        duet_scheduler_new(s->engine, s->tok, s->sessions, s->context, &so, &s->scheduler, st) !=
+            DUET_OK) {
         duet_worker_service_free(s);
         return st->code;
     }
+    duet_engine_set_loader(s->engine, s->loader);
     s->bucket = duet_bucket_new(o->requests_per_second, o->burst);
     if (!s->bucket) {
         duet_worker_service_free(s);
@@ -104,6 +122,8 @@ void duet_worker_service_free(duet_worker_service *s)
         return;
     }
     duet_scheduler_free(s->scheduler);
+    duet_session_cache_free(s->sessions);
+    duet_kv_pool_free(s->pool);
     duet_engine_free(s->engine);
     duet_bucket_free(s->bucket);
     if (s->lock_ready) {
@@ -111,6 +131,7 @@ void duet_worker_service_free(duet_worker_service *s)
     }
     duet_tokenizer_free(s->tok);
     duet_vocab_free(&s->vocab);
+    duet_loader_free(s->loader); /* before the model it reads */
     duet_model_free(s->model);
     free(s);
 }
@@ -123,6 +144,18 @@ uint32_t duet_worker_service_context(const duet_worker_service *s)
 const char *duet_worker_service_model_name(const duet_worker_service *s)
 {
     return s->model->hp.name[0] ? s->model->hp.name : s->model->hp.arch_name;
+}
+
+static Duet__V1__LoadState load_state(const duet_load_progress *p)
+{
+    switch (p->state) {
+    case DUET_LOADER_LOADING:
+        return DUET__V1__LOAD_STATE__LOAD_STATE_LOADING;
+    case DUET_LOADER_READY:
+        return DUET__V1__LOAD_STATE__LOAD_STATE_READY;
+    default:
+        return DUET__V1__LOAD_STATE__LOAD_STATE_FAILED;
+    }
 }
 
 /* Packs msg and ends the call with it. */
@@ -153,7 +186,9 @@ static void info_handler(duet_rpc_call *call, const uint8_t *req, size_t len, vo
     r.architecture = s->model->hp.arch_name;
     r.context_length = s->context;
     r.vocab_size = s->model->hp.n_vocab;
-    r.load_state = DUET__V1__LOAD_STATE__LOAD_STATE_READY;
+    duet_load_progress lp;
+    duet_loader_progress(s->loader, &lp);
+    r.load_state = load_state(&lp);
     r.chat_template = (char *)duet_template_name(s->template_kind);
     r.model_bytes = s->model->weight_bytes;
     r.quantization = s->model->hp.quant_name;
@@ -186,11 +221,22 @@ static void health_handler(duet_rpc_call *call, const uint8_t *req, size_t len, 
     }
     duet__v1__health_request__free_unpacked(in, NULL);
     Duet__V1__HealthResponse r = DUET__V1__HEALTH_RESPONSE__INIT;
-    r.state = DUET__V1__LOAD_STATE__LOAD_STATE_READY;
-    r.bytes_loaded = r.bytes_total = s->model->weight_bytes;
-    r.layers_loaded = r.layers_total = s->model->hp.n_layer;
+    duet_load_progress lp;
+    duet_loader_progress(s->loader, &lp);
+    r.state = load_state(&lp);
+    r.bytes_loaded = lp.bytes_done;
+    r.bytes_total = lp.bytes_total;
+    r.layers_loaded = lp.layers_done;
+    r.layers_total = lp.n_layer;
+    r.load_eta_ms = lp.eta_s > 0 ? (uint32_t)(lp.eta_s * 1000) : 0;
+    char message[2 * DUET_STATUS_MESSAGE_MAX + 8];
+    snprintf(message, sizeof message, "%s%s%s", lp.message,
+             lp.message[0] && lp.warning[0] ? "; " : "", lp.warning);
+    r.message = message;
     duet_scheduler_stats ss;
     duet_scheduler_stats_get(s->scheduler, &ss);
+    r.kv_pages_free = duet_kv_pool_pages_free(s->pool);
+    r.kv_pages_used = duet_kv_pool_pages_total(s->pool) - r.kv_pages_free;
     r.running_sequences = ss.running;
     r.waiting_sequences = ss.waiting;
     r.tokens_per_second = ss.tokens_per_second;

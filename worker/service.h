@@ -7,7 +7,9 @@
 #ifndef DUET_WORKER_SERVICE_H
 #define DUET_WORKER_SERVICE_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rpc.h"
 #include "status.h"
@@ -24,11 +26,20 @@ typedef struct {
     uint32_t max_waiting;       /* queued behind them; more are refused at once */
     double requests_per_second; /* admission token bucket */
     double burst;
+    uint32_t kv_cache_mib;          /* the KV pool's budget, shared by all sequences and sessions */
+    uint32_t kv_page_tokens;        /* positions per page (a power of two) */
+    uint64_t load_rate_bytes_per_s; /* cap on the loader's read rate; 0 = none */
+    double memory_factor; /* refuse unless file size x factor + KV budget fits; 0 = no check */
+    bool mlock;           /* lock the weights in memory once loaded */
+    FILE *progress;       /* where the loader draws its progress (NULL: nowhere) */
 } duet_worker_service_options;
 
 typedef struct duet_worker_service duet_worker_service;
 
-/* Loads the model, its vocabulary and tokenizer. Errors name the file and what is wrong. */
+/* Opens the model (checking it fits in memory), reads its vocabulary and starts the staged
+ * loader, which brings the weights in on its own thread: the service answers at once, Info
+ * and Health report the load's progress, and Generate calls run as soon as the layers they
+ * need are in. Errors name the file and what is wrong. */
 duet_code duet_worker_service_new(const duet_worker_service_options *o, duet_worker_service **out,
                                   duet_status *st);
 

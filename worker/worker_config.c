@@ -10,6 +10,11 @@ static const duet_config_field model_fields[] = {
                              1u << 20),
     DUET_CONFIG_FIELD_STRING(duet_model_settings, chat_template, "chat_template",
                              DUET_CONFIG_OPTIONAL, "auto"),
+    DUET_CONFIG_FIELD_DOUBLE(duet_model_settings, memory_factor, "memory_factor",
+                             DUET_CONFIG_OPTIONAL, 1.2, 0, 100),
+    DUET_CONFIG_FIELD_BOOL(duet_model_settings, mlock, "mlock", DUET_CONFIG_OPTIONAL, false),
+    DUET_CONFIG_FIELD_DOUBLE(duet_model_settings, load_rate_mib, "load_rate_mib",
+                             DUET_CONFIG_OPTIONAL, 0, 0, 1 << 20),
 };
 static const duet_config_schema model_schema =
     DUET_CONFIG_SCHEMA(duet_model_settings, model_fields);
@@ -25,6 +30,15 @@ static const duet_config_field scheduler_fields[] = {
 static const duet_config_schema scheduler_schema =
     DUET_CONFIG_SCHEMA(duet_scheduler_settings, scheduler_fields);
 
+static const duet_config_field kv_cache_fields[] = {
+    DUET_CONFIG_FIELD_UINT32(duet_kv_cache_settings, budget_mib, "budget_mib", DUET_CONFIG_OPTIONAL,
+                             1024, 1, 1u << 20),
+    DUET_CONFIG_FIELD_UINT32(duet_kv_cache_settings, page_tokens, "page_tokens",
+                             DUET_CONFIG_OPTIONAL, 32, 1, 1024),
+};
+static const duet_config_schema kv_cache_schema =
+    DUET_CONFIG_SCHEMA(duet_kv_cache_settings, kv_cache_fields);
+
 static const duet_config_field worker_fields[] = {
     DUET_CONFIG_FIELD_STRING(duet_worker_config, listen, "listen", DUET_CONFIG_OPTIONAL,
                              DUET_WORKER_DEFAULT_LISTEN),
@@ -32,6 +46,8 @@ static const duet_config_field worker_fields[] = {
                               &model_schema),
     DUET_CONFIG_FIELD_SECTION(duet_worker_config, scheduler, "scheduler", DUET_CONFIG_OPTIONAL,
                               &scheduler_schema),
+    DUET_CONFIG_FIELD_SECTION(duet_worker_config, kv_cache, "kv_cache", DUET_CONFIG_OPTIONAL,
+                              &kv_cache_schema),
     DUET_CONFIG_FIELD_SECTION(duet_worker_config, tls, "tls", DUET_CONFIG_OPTIONAL,
                               &duet_tls_settings_schema),
     DUET_CONFIG_FIELD_SECTION(duet_worker_config, rpc, "rpc", DUET_CONFIG_OPTIONAL,

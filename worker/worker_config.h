@@ -1,7 +1,7 @@
 /* duet-worker's configuration file (conf/worker.yaml documents every key).
  *
- * Top-level keys: listen, model, scheduler, tls, rpc, admission, log. Command-line flags override
- * what this returns; the daemon applies them after loading. */
+ * Top-level keys: listen, model, scheduler, kv_cache, tls, rpc, admission, log. Command-line flags
+ * override what this returns; the daemon applies them after loading. */
 #ifndef DUET_WORKER_CONFIG_H
 #define DUET_WORKER_CONFIG_H
 
@@ -12,13 +12,24 @@
 
 /* Key "model": what the worker serves. */
 typedef struct {
-    char *path;          /* "path": the GGUF file; -m overrides; required by the daemon */
-    uint32_t threads;    /* "threads": compute threads, 0 = one per core (default 0) */
-    uint32_t context;    /* "context": positions per sequence, 0 = the model's own (default),
-                            capped at the model's trained context */
-    char *chat_template; /* "chat_template": "auto" (default: recognise the model's own) or a
-                            family name (chat_template.h) */
+    char *path;             /* "path": the GGUF file; -m overrides; required by the daemon */
+    uint32_t threads;       /* "threads": compute threads, 0 = one per core (default 0) */
+    uint32_t context;       /* "context": positions per sequence, 0 = the model's own (default),
+                               capped at the model's trained context */
+    char *chat_template;    /* "chat_template": "auto" (default: recognise the model's own) or a
+                               family name (chat_template.h) */
+    double memory_factor;   /* "memory_factor": refuse unless file x factor + KV budget fits in
+                               available memory; 0 = no check (default 1.2) */
+    bool mlock;             /* "mlock": lock the weights in memory (default false) */
+    double load_rate_mib; /* "load_rate_mib": cap on the load's read rate in MiB/s; 0 = none */
 } duet_model_settings;
+
+/* Key "kv_cache": the pool every sequence's keys and values come from. */
+typedef struct {
+    uint32_t budget_mib;  /* "budget_mib": 1 .. 1048576 (default 1024) */
+    uint32_t page_tokens; /* "page_tokens": positions per page, 1 .. 1024, a power of two
+                             (default 32) */
+} duet_kv_cache_settings;
 
 /* Key "scheduler": continuous batching. */
 typedef struct {
@@ -31,6 +42,7 @@ typedef struct {
     char *listen; /* NNG URL the worker listens on; default DUET_WORKER_DEFAULT_LISTEN */
     duet_model_settings model;
     duet_scheduler_settings scheduler;
+    duet_kv_cache_settings kv_cache;
     duet_tls_settings tls;
     duet_rpc_settings rpc;
     duet_admission_settings admission;
