@@ -837,3 +837,41 @@ Test(worker_config_errors, a_model_that_does_not_fit_is_refused_with_the_numbers
     free(out);
     free(err);
 }
+
+Test(worker_service, sigterm_lets_running_streams_finish)
+{
+    uint32_t bos = 1;
+    Duet__V1__GenerateRequest req;
+    Duet__V1__TokenIds ids;
+    Duet__V1__SamplingParams sp;
+    greedy_request(&req, &ids, &sp, &bos, 1, 1500);
+    req.ignore_eos = true;
+    gen_stream *g = gen_start(&req, 0);
+    pthread_mutex_lock(&g->lock);
+    while (g->n_ids < 20 && !g->ended) {
+        pthread_cond_wait(&g->cv, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+    cr_assert(!g->ended, "the stream ended before the signal: make it longer");
+    kill(worker.pid, SIGTERM);
+    usleep(300 * 1000);
+
+    /* draining: new work is refused, the running stream goes on */
+    greedy_request(&req, &ids, &sp, &bos, 1, 4);
+    gen_stream *late = gen_start(&req, 30000);
+    gen_wait(late);
+    cr_assert_eq(late->status.code, DUET_UNAVAILABLE, "%s", late->status.message);
+    cr_assert(strstr(late->status.message, "shutting down"), "%s", late->status.message);
+    gen_free(late);
+
+    gen_wait(g);
+    cr_assert_eq(g->status.code, DUET_OK, "%s", g->status.message);
+    cr_assert_eq(g->n_ids, 1500);
+    gen_free(g);
+    duet_rpc_client_free(client);
+    client = NULL;
+    int rc = test_process_wait(&worker, 30000);
+    char *err = test_process_stderr(&worker);
+    cr_assert_eq(rc, 0, "exit status %d; stderr:\n%s", rc, err ? err : "");
+    free(err);
+}

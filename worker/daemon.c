@@ -255,8 +255,12 @@ static int serve(duet_worker_config *cfg, const daemon_opts *o)
                       kind == DUET_TRANSPORT_TLS ? " with mutual TLS" : "");
         int sig;
         sigwait(&stop, &sig);
-        duet_log_info("%s: shutting down", strsignal(sig));
-        duet_worker_service_stop(svc); /* running streams end with UNAVAILABLE */
+        duet_log_info("%s: shutting down (running streams get %u ms to finish)", strsignal(sig),
+                      cfg->scheduler.shutdown_grace_ms);
+        uint32_t cut = duet_worker_service_stop(svc, cfg->scheduler.shutdown_grace_ms);
+        if (cut) {
+            duet_log_warn("%u streams cut off at the end of the grace period", cut);
+        }
     }
     duet_rpc_server_free(srv);
     duet_worker_service_free(svc);

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kv_cache.h"
 #include "log.h"
@@ -49,6 +50,8 @@ struct duet_scheduler {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
+    bool draining;                          /* no new requests */
+    pthread_cond_t idle;                    /* signalled when nothing runs or waits */
     bool joined;                            /* the thread was (or is being) joined */
     duet_gen_ticket *wait_head, *wait_tail; /* FIFO */
     uint32_t n_waiting;
@@ -542,6 +545,7 @@ static void *scheduler_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&s->lock);
         while (!s->stopping && s->n_running == 0 && !s->wait_head) {
+            pthread_cond_broadcast(&s->idle);
             pthread_cond_wait(&s->wake, &s->lock);
         }
         bool stopping = s->stopping;
@@ -601,6 +605,7 @@ duet_code duet_scheduler_new(duet_engine *e, const duet_tokenizer *tok,
     s->rate_t0 = duet_now_ns();
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
+    pthread_cond_init(&s->idle, NULL);
     if (!s->running || !s->entries || !s->entry_seq || !s->logits ||
         pthread_create(&s->thread, NULL, scheduler_main, s) != 0) {
         free(s->running);
@@ -609,6 +614,7 @@ duet_code duet_scheduler_new(duet_engine *e, const duet_tokenizer *tok,
         free(s->logits);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->wake);
+        pthread_cond_destroy(&s->idle);
         free(s);
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED,
                                "out of memory for the scheduler (%u sequences, vocabulary of %u)",
@@ -629,11 +635,11 @@ duet_code duet_scheduler_submit(duet_scheduler *s, duet_gen_request *req, uint64
     pthread_mutex_lock(&s->lock);
     s->stats.total_requests++;
     bool full = s->n_running + s->n_waiting >= s->opt.max_running + s->opt.max_waiting;
-    if (full || s->stopping) {
+    if (full || s->stopping || s->draining) {
         s->stats.rejected++;
         pthread_mutex_unlock(&s->lock);
         free(t);
-        if (!full) {
+        if (s->stopping || s->draining) {
             return duet_status_set(st, DUET_UNAVAILABLE, "the worker is shutting down");
         }
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED,
@@ -675,6 +681,27 @@ void duet_scheduler_stats_get(duet_scheduler *s, duet_scheduler_stats *out)
     pthread_mutex_unlock(&s->lock);
 }
 
+bool duet_scheduler_drain(duet_scheduler *s, uint32_t grace_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += grace_ms / 1000;
+    until.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->draining = true;
+    int rc = 0;
+    while ((s->n_running > 0 || s->wait_head) && rc == 0 && !s->joined) {
+        rc = pthread_cond_timedwait(&s->idle, &s->lock, &until);
+    }
+    bool done = s->n_running == 0 && !s->wait_head;
+    pthread_mutex_unlock(&s->lock);
+    return done;
+}
+
 void duet_scheduler_shutdown(duet_scheduler *s)
 {
     pthread_mutex_lock(&s->lock);
@@ -696,6 +723,7 @@ void duet_scheduler_free(duet_scheduler *s)
     duet_scheduler_shutdown(s);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->idle);
     free(s->running);
     free(s->entries);
     free(s->entry_seq);

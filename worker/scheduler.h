@@ -92,6 +92,11 @@ void duet_scheduler_cancel(duet_gen_ticket *ticket, duet_code why);
 
 void duet_scheduler_stats_get(duet_scheduler *s, duet_scheduler_stats *out);
 
+/* Stops taking new requests (submit answers UNAVAILABLE, "the worker is shutting down") and
+ * waits up to grace_ms for the running and waiting sequences to finish on their own. True
+ * when they all did. */
+bool duet_scheduler_drain(duet_scheduler *s, uint32_t grace_ms);
+
 /* Ends every sequence (sink.end with UNAVAILABLE, "the worker is shutting down") and
  * stops the thread; later submits are refused with UNAVAILABLE. Stats stay readable.
  * Calling it again does nothing. */

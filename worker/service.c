@@ -517,9 +517,16 @@ static void cancel_handler(duet_rpc_call *call, const uint8_t *req, size_t len, 
     finish_with(call, &r.base);
 }
 
-void duet_worker_service_stop(duet_worker_service *s)
+uint32_t duet_worker_service_stop(duet_worker_service *s, uint32_t grace_ms)
 {
+    uint32_t cut = 0;
+    if (!duet_scheduler_drain(s->scheduler, grace_ms)) {
+        duet_scheduler_stats ss;
+        duet_scheduler_stats_get(s->scheduler, &ss);
+        cut = ss.running + ss.waiting;
+    }
     duet_scheduler_shutdown(s->scheduler);
+    return cut;
 }
 
 duet_code duet_worker_service_register(duet_worker_service *s, duet_rpc_server *srv,

@@ -51,9 +51,11 @@ duet_code duet_worker_service_register(duet_worker_service *s, duet_rpc_server *
 uint32_t duet_worker_service_context(const duet_worker_service *s);
 const char *duet_worker_service_model_name(const duet_worker_service *s);
 
-/* Ends every running and waiting generation (UNAVAILABLE, "shutting down") and stops the
- * scheduler; the server stays up so the ends reach the clients. */
-void duet_worker_service_stop(duet_worker_service *s);
+/* Shutting down: new Generate calls are refused (UNAVAILABLE), running and waiting ones get
+ * up to grace_ms to finish; what is left then ends with UNAVAILABLE ("shutting down") and the
+ * scheduler stops. The server stays up so the ends reach the clients. Returns how many
+ * sequences had to be cut off (0 when all finished in time). */
+uint32_t duet_worker_service_stop(duet_worker_service *s, uint32_t grace_ms);
 
 /* Only after the server it was registered on has been freed. */
 void duet_worker_service_free(duet_worker_service *s);

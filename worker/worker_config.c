@@ -26,6 +26,8 @@ static const duet_config_field scheduler_fields[] = {
                              DUET_CONFIG_OPTIONAL, 8, 1, 256),
     DUET_CONFIG_FIELD_UINT32(duet_scheduler_settings, max_waiting, "max_waiting",
                              DUET_CONFIG_OPTIONAL, 32, 0, 65536),
+    DUET_CONFIG_FIELD_UINT32(duet_scheduler_settings, shutdown_grace_ms, "shutdown_grace_ms",
+                             DUET_CONFIG_OPTIONAL, 10000, 0, 3600000),
 };
 static const duet_config_schema scheduler_schema =
     DUET_CONFIG_SCHEMA(duet_scheduler_settings, scheduler_fields);

@@ -12,15 +12,15 @@
 
 /* Key "model": what the worker serves. */
 typedef struct {
-    char *path;             /* "path": the GGUF file; -m overrides; required by the daemon */
-    uint32_t threads;       /* "threads": compute threads, 0 = one per core (default 0) */
-    uint32_t context;       /* "context": positions per sequence, 0 = the model's own (default),
-                               capped at the model's trained context */
-    char *chat_template;    /* "chat_template": "auto" (default: recognise the model's own) or a
-                               family name (chat_template.h) */
-    double memory_factor;   /* "memory_factor": refuse unless file x factor + KV budget fits in
-                               available memory; 0 = no check (default 1.2) */
-    bool mlock;             /* "mlock": lock the weights in memory (default false) */
+    char *path;           /* "path": the GGUF file; -m overrides; required by the daemon */
+    uint32_t threads;     /* "threads": compute threads, 0 = one per core (default 0) */
+    uint32_t context;     /* "context": positions per sequence, 0 = the model's own (default),
+                             capped at the model's trained context */
+    char *chat_template;  /* "chat_template": "auto" (default: recognise the model's own) or a
+                             family name (chat_template.h) */
+    double memory_factor; /* "memory_factor": refuse unless file x factor + KV budget fits in
+                             available memory; 0 = no check (default 1.2) */
+    bool mlock;           /* "mlock": lock the weights in memory (default false) */
     double load_rate_mib; /* "load_rate_mib": cap on the load's read rate in MiB/s; 0 = none */
 } duet_model_settings;
 
@@ -36,6 +36,8 @@ typedef struct {
     uint32_t max_batch;   /* "max_batch": tokens per forward pass, 1 .. 4096 (default 256) */
     uint32_t max_running; /* "max_running": sequences generating at once, 1 .. 256 (default 8) */
     uint32_t max_waiting; /* "max_waiting": queued behind them, 0 .. 65536 (default 32) */
+    uint32_t shutdown_grace_ms; /* "shutdown_grace_ms": on SIGTERM, how long running streams
+                                   may take to finish, 0 .. 3600000 (default 10000) */
 } duet_scheduler_settings;
 
 typedef struct {
