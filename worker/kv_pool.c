@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 struct duet_kv_pool {
     uint32_t n_layer;
@@ -9,7 +10,8 @@ struct duet_kv_pool {
     uint32_t page_tokens;
     size_t page_values; /* F16 values per page */
     uint32_t total;
-    uint16_t *block; /* total pages, back to back */
+    uint16_t *block; /* total pages, back to back (mmap'd) */
+    size_t block_bytes;
 
     pthread_mutex_t lock;
     uint32_t *free_pages; /* a stack of indices; the top is free_pages[n_free - 1] */
@@ -38,6 +40,18 @@ static size_t values_per_page(const duet_model *m, uint32_t page_tokens)
     return (size_t)m->hp.n_layer * 2 * page_tokens * kv_dim;
 }
 
+/* Anonymous memory straight from the kernel: untouched pages cost nothing, and transparent
+ * huge pages (where the system allows them) spare the TLB on the attention loop's reads. */
+static uint16_t *map_block(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: refused on systems without THP */
+    return p;
+}
+
 duet_code duet_kv_pool_new_pages(const duet_model *m, uint32_t n_pages, uint32_t page_tokens,
                                  duet_kv_pool **out, duet_status *st)
 {
@@ -62,11 +76,14 @@ duet_code duet_kv_pool_new_pages(const duet_model *m, uint32_t n_pages, uint32_t
     pool->page_tokens = page_tokens;
     pool->page_values = page_values;
     pool->total = n_pages;
-    pool->block = malloc((size_t)n_pages * page_values * sizeof(uint16_t));
+    pool->block_bytes = (size_t)n_pages * page_values * sizeof(uint16_t);
+    pool->block = map_block(pool->block_bytes);
     pool->free_pages = malloc((size_t)n_pages * sizeof *pool->free_pages);
     if (!pool->block || !pool->free_pages) {
-        size_t mib = ((size_t)n_pages * page_values * sizeof(uint16_t)) >> 20;
-        free(pool->block);
+        size_t mib = pool->block_bytes >> 20;
+        if (pool->block) {
+            munmap(pool->block, pool->block_bytes);
+        }
         free(pool->free_pages);
         free(pool);
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED,
@@ -109,7 +126,7 @@ void duet_kv_pool_free(duet_kv_pool *pool)
         return;
     }
     pthread_mutex_destroy(&pool->lock);
-    free(pool->block);
+    munmap(pool->block, pool->block_bytes);
     free(pool->free_pages);
     free(pool);
 }
