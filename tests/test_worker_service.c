@@ -372,6 +372,16 @@ static void gen_wait(gen_stream *g)
     pthread_mutex_unlock(&g->lock);
 }
 
+/* Waits until the stream has n ids or ended. */
+static void gen_wait_ids(gen_stream *g, size_t n)
+{
+    pthread_mutex_lock(&g->lock);
+    while (g->n_ids < n && !g->ended) {
+        pthread_cond_wait(&g->cv, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
 static void gen_free(gen_stream *g)
 {
     if (g->stream) {
@@ -519,11 +529,7 @@ Test(worker_service, cancel_and_deadline_stop_generation)
     req.ignore_eos = true;
 
     gen_stream *g = gen_start(&req, 0);
-    pthread_mutex_lock(&g->lock);
-    while (g->n_ids < 5 && !g->ended) {
-        pthread_cond_wait(&g->cv, &g->lock);
-    }
-    pthread_mutex_unlock(&g->lock);
+    gen_wait_ids(g, 5);
     duet_rpc_stream_cancel(g->stream);
     gen_wait(g);
     cr_assert_eq(g->status.code, DUET_CANCELLED, "%s", g->status.message);
@@ -629,11 +635,7 @@ Test(admission, over_the_limits_is_resource_exhausted_at_once)
     greedy_request(&req, &ids, &sp, &bos, 1, 1500);
     req.ignore_eos = true;
     gen_stream *first = gen_start(&req, 60000);
-    pthread_mutex_lock(&first->lock);
-    while (first->n_ids < 1 && !first->ended) {
-        pthread_cond_wait(&first->cv, &first->lock);
-    }
-    pthread_mutex_unlock(&first->lock);
+    gen_wait_ids(first, 1);
 
     /* the batch is full and nothing may wait */
     greedy_request(&req, &ids, &sp, &bos, 1, 4);
@@ -736,11 +738,7 @@ Test(worker_service, cancelled_sequences_give_their_pages_back)
     req.ignore_eos = true;
     req.session_id = "carol";
     gen_stream *g = gen_start(&req, 0);
-    pthread_mutex_lock(&g->lock);
-    while (g->n_ids < 100 && !g->ended) {
-        pthread_cond_wait(&g->cv, &g->lock);
-    }
-    pthread_mutex_unlock(&g->lock);
+    gen_wait_ids(g, 100);
     Duet__V1__HealthResponse *hr = health();
     cr_assert_gt(hr->kv_pages_used, 0, "a running sequence holds pages");
     cr_assert_eq(hr->running_sequences, 1);
@@ -847,11 +845,7 @@ Test(worker_service, sigterm_lets_running_streams_finish)
     greedy_request(&req, &ids, &sp, &bos, 1, 1500);
     req.ignore_eos = true;
     gen_stream *g = gen_start(&req, 0);
-    pthread_mutex_lock(&g->lock);
-    while (g->n_ids < 20 && !g->ended) {
-        pthread_cond_wait(&g->cv, &g->lock);
-    }
-    pthread_mutex_unlock(&g->lock);
+    gen_wait_ids(g, 20);
     cr_assert(!g->ended, "the stream ended before the signal: make it longer");
     kill(worker.pid, SIGTERM);
     usleep(300 * 1000);
