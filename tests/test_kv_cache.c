@@ -15,6 +15,7 @@
 #include "kv_pool.h"
 #include "model.h"
 #include "session_cache.h"
+#include "support.h"
 
 static duet_model *load_stories(void)
 {
@@ -670,4 +671,76 @@ Test(session_cache, a_session_serves_one_request_at_a_time)
     cr_assert_eq(duet_kv_pool_pages_free(pool), 8);
     duet_kv_pool_free(pool);
     duet_model_free(m);
+}
+
+/* ---- Q8_0 storage ---- */
+
+Test(kv_cache, q8_0_needs_heads_of_a_multiple_of_32)
+{
+    duet_model *m = load_stories(); /* heads of 8 values */
+    duet_kv_pool *pool;
+    duet_status st;
+    cr_assert_eq(duet_kv_pool_new_pages_typed(m, 4, 16, DUET_KV_Q8_0, &pool, &st),
+                 DUET_INVALID_ARGUMENT);
+    cr_assert(strstr(st.message, "multiple of 32") && strstr(st.message, "8"), "%s", st.message);
+    duet_model_free(m);
+}
+
+/* A synthetic model with 64-value heads, run with an F16 and a Q8_0 cache: the Q8_0 pages
+ * take 17/32 of the memory and the logits stay close (8-bit blocks keep about 2 decimal
+ * digits of each key and value). */
+Test(kv_cache, q8_0_cache_is_smaller_and_close_to_f16, .timeout = 60)
+{
+    char vocab[1024], dir[256], out[512];
+    const char *models = getenv("DUET_TEST_MODELS");
+    snprintf(vocab, sizeof vocab, "%s/stories260K.gguf",
+             models && *models ? models : "../shared/models");
+    test_make_temp_dir(dir, sizeof dir, "duet-kvq8");
+    snprintf(out, sizeof out, "%s/m.gguf", dir);
+    const char *argv[] = {
+        "duet-mkmodel", "--out",    out, "--vocab-from", vocab, "--dim",      "256", "--ffn",
+        "512",          "--layers", "2", "--heads",      "4",   "--kv-heads", "2",   "--type",
+        "F32",          "--quiet",  NULL};
+    cr_assert_eq(test_run_tool(argv), 0, "duet-mkmodel failed");
+    duet_model *m;
+    duet_status st;
+    cr_assert_eq(duet_model_load(out, &m, &st), DUET_OK, "%s", st.message);
+    duet_engine *e;
+    cr_assert_eq(duet_engine_new(m, 2, 16, 128, &e, &st), DUET_OK, "%s", st.message);
+    uint32_t prompt[40];
+    for (uint32_t i = 0; i < 40; i++) {
+        prompt[i] = i == 0 ? 1 : 3 + (i * 37) % 500;
+    }
+    const uint32_t nv = m->hp.n_vocab;
+    float *lf = malloc(nv * sizeof *lf), *lq = malloc(nv * sizeof *lq);
+    duet_kv_pool *pf, *pq;
+    cr_assert_eq(duet_kv_pool_new_pages_typed(m, 8, 16, DUET_KV_F16, &pf, &st), DUET_OK);
+    cr_assert_eq(duet_kv_pool_new_pages_typed(m, 8, 16, DUET_KV_Q8_0, &pq, &st), DUET_OK, "%s",
+                 st.message);
+    cr_assert_eq(duet_kv_pool_bytes_per_page(pq) * 32, duet_kv_pool_bytes_per_page(pf) * 17);
+    duet_kv_cache *kf = cache_in(pf, 128), *kq = cache_in(pq, 128);
+    cr_assert_eq(duet_engine_eval(e, kf, prompt, 40, lf, &st), DUET_OK, "%s", st.message);
+    cr_assert_eq(duet_engine_eval(e, kq, prompt, 40, lq, &st), DUET_OK, "%s", st.message);
+    double dot = 0, nf = 0, nq = 0, worst = 0, range = 0;
+    for (uint32_t i = 0; i < nv; i++) {
+        cr_assert(isfinite(lq[i]), "logit %u is %f", i, (double)lq[i]);
+        dot += (double)lf[i] * lq[i];
+        nf += (double)lf[i] * lf[i];
+        nq += (double)lq[i] * lq[i];
+        worst = fmax(worst, fabs((double)lf[i] - lq[i]));
+        range = fmax(range, fabs((double)lf[i]));
+    }
+    double cosine = dot / sqrt(nf * nq);
+    cr_assert_gt(cosine, 0.999, "cosine %.6f between F16- and Q8_0-cache logits", cosine);
+    cr_assert_lt(worst, 0.05 * range, "largest logit gap %.4f of a range %.4f", worst, range);
+    cr_assert_gt(worst, 0.0, "the Q8_0 path must actually differ from F16 somewhere");
+    duet_kv_cache_free(kf);
+    duet_kv_cache_free(kq);
+    duet_kv_pool_free(pf);
+    duet_kv_pool_free(pq);
+    free(lf);
+    free(lq);
+    duet_engine_free(e);
+    duet_model_free(m);
+    test_remove_dir(dir);
 }

@@ -231,6 +231,7 @@ static int serve(duet_worker_config *cfg, const daemon_opts *o)
                                       .burst = cfg->admission.burst,
                                       .kv_cache_mib = cfg->kv_cache.budget_mib,
                                       .kv_page_tokens = cfg->kv_cache.page_tokens,
+                                      .kv_type = cfg->kv_cache.type,
                                       .load_rate_bytes_per_s =
                                           (uint64_t)(cfg->model.load_rate_mib * 1048576.0),
                                       .memory_factor = cfg->model.memory_factor,

@@ -24,9 +24,12 @@ struct duet_engine {
     uint32_t q_dim, kv_dim;
     /* activations, max_batch rows each */
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *tmp, *out_rows;
-    uint8_t *xq;       /* activations converted to a weight type's dot type */
-    size_t xq_stride;  /* bytes per row of xq */
-    uint16_t *q16;     /* per thread: one head of q in F16 */
+    uint8_t *xq;      /* activations converted to a weight type's dot type */
+    size_t xq_stride; /* bytes per row of xq */
+    uint16_t *q16;    /* per thread: one head of q in F16 */
+    uint8_t *q8;      /* per thread: one head of q in Q8_0 (for a Q8_0 cache) */
+    size_t q8_stride;
+    float *att32;      /* per thread: F32 accumulator and a value row (for a Q8_0 cache) */
     kv_hold *holds;    /* per step: the distinct caches of the batch */
     float *rope_cache; /* per thread: rope_dim cos/sin pairs */
 };
@@ -204,8 +207,60 @@ static void qk_rope_store_worker(void *arg, int ith, int nth)
             }
             rope_head(hp, kh, cache);
         }
-        duet_f16_from_f32(e->kv_dim, kc, k);
-        duet_f16_from_f32(e->kv_dim, vc, v);
+        if (duet_kv_pool_type(duet_kv_cache_pool(en->kv)) == DUET_KV_Q8_0) {
+            duet_quantize_row(DUET_TYPE_Q8_0, k, kc, e->kv_dim);
+            duet_quantize_row(DUET_TYPE_Q8_0, v, vc, e->kv_dim);
+        } else {
+            duet_f16_from_f32(e->kv_dim, kc, k);
+            duet_f16_from_f32(e->kv_dim, vc, v);
+        }
+    }
+}
+
+/* One head's attention over a Q8_0 cache, as llama.cpp's CPU flash attention does for
+ * quantized keys and values: q quantized to Q8_0 for integer dots with the keys, values
+ * dequantized and summed in an F32 accumulator. */
+static void attend_q8_0(duet_engine *e, const duet_batch_entry *en, uint32_t layer,
+                        uint32_t kv_head, const float *q, float *out, int ith)
+{
+    const duet_hparams *hp = &e->m->hp;
+    const uint32_t d = hp->head_dim;
+    const float scale = 1.0f / sqrtf((float)d);
+    uint8_t *q8 = e->q8 + (size_t)ith * e->q8_stride;
+    float *acc = e->att32 + (size_t)ith * 2 * d, *vrow = acc + d;
+    duet_quantize_row(DUET_TYPE_Q8_0, q, q8, d);
+    const uint32_t units = duet_kv_pool_row_units(duet_kv_cache_pool(en->kv));
+    const size_t off = (size_t)kv_head * (d / 32) * 17; /* 34-byte blocks in 16-bit units */
+    float max = -INFINITY, sum = 0.0f;
+    memset(acc, 0, d * sizeof *acc);
+    uint32_t len = en->pos + 1;
+    for (uint32_t p = 0; p < len;) {
+        const uint16_t *kr, *vr;
+        uint32_t rows = duet_kv_cache_rows(en->kv, layer, p, &kr, &vr);
+        rows = rows < len - p ? rows : len - p;
+        for (uint32_t r = 0; r < rows; r++, kr += units, vr += units) {
+            float s = duet_vec_dot(DUET_TYPE_Q8_0, d, kr + off, q8) * scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (s > max) {
+                ms = expf(max - s);
+                max = s;
+                for (uint32_t i = 0; i < d; i++) {
+                    acc[i] *= ms;
+                }
+            } else {
+                vs = expf(s - max);
+            }
+            duet_dequantize_row(DUET_TYPE_Q8_0, vr + off, vrow, d);
+            for (uint32_t i = 0; i < d; i++) {
+                acc[i] = fmaf(vrow[i], vs, acc[i]);
+            }
+            sum = sum * ms + vs;
+        }
+        p += rows;
+    }
+    float inv = 1.0f / sum;
+    for (uint32_t i = 0; i < d; i++) {
+        out[i] = acc[i] * inv;
     }
 }
 
@@ -224,6 +279,10 @@ static void attention_worker(void *arg, int ith, int nth)
         const duet_batch_entry *en = &j->entries[t];
         const float *q = e->q + (size_t)t * e->q_dim + (size_t)h * hp->head_dim;
         float *out = e->att + (size_t)t * e->q_dim + (size_t)h * hp->head_dim;
+        if (duet_kv_pool_type(duet_kv_cache_pool(en->kv)) == DUET_KV_Q8_0) {
+            attend_q8_0(e, en, j->layer, h / group, q, out, ith);
+            continue;
+        }
         size_t kv_off = (size_t)(h / group) * hp->head_dim;
         /* keys are F16: q is rounded to F16 for the dot, as llama.cpp's F16 matmul does */
         duet_f16_from_f32(hp->head_dim, q16, q);
@@ -471,6 +530,8 @@ void duet_engine_free(duet_engine *e)
     }
     free(e->xq);
     free(e->q16);
+    free(e->q8);
+    free(e->att32);
     free(e->holds);
     free(e);
 }
@@ -510,10 +571,14 @@ duet_code duet_engine_new(const duet_model *m, int n_threads, uint32_t max_batch
     e->xq_stride = (widest * 4 + 63) / 64 * 64;
     e->xq = malloc(b * e->xq_stride);
     e->q16 = malloc((size_t)nth * 2 * hp->head_dim * sizeof(uint16_t));
+    e->q8_stride = ((size_t)hp->head_dim / 32 + 1) * 34;
+    e->q8 = malloc((size_t)nth * e->q8_stride);
+    e->att32 = malloc((size_t)nth * 2 * hp->head_dim * sizeof(float));
     e->rope_cache = malloc((size_t)nth * hp->rope_dim * sizeof(float));
     e->holds = malloc(b * sizeof *e->holds);
     if (!e->holds || !e->pool || !e->x || !e->xn || !e->q || !e->k || !e->v || !e->att ||
-        !e->gate || !e->up || !e->tmp || !e->xq || !e->q16 || !e->rope_cache) {
+        !e->gate || !e->up || !e->tmp || !e->xq || !e->q16 || !e->q8 || !e->att32 ||
+        !e->rope_cache) {
         duet_engine_free(e);
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED,
                                "out of memory for the engine's buffers");

@@ -12,8 +12,8 @@ struct duet_kv_cache {
     /* the page layout of kv_pool.h, copied here so a row lookup makes no call */
     uint32_t page_shift; /* page_tokens = 1 << page_shift */
     uint32_t pos_mask;   /* page_tokens - 1 */
-    uint32_t kv_dim;
-    size_t layer_stride; /* F16 values from one layer's rows to the next within a page */
+    uint32_t row_units;  /* 16-bit units per row (kv_pool.h) */
+    size_t layer_stride; /* 16-bit units from one layer's rows to the next within a page */
     size_t value_offset; /* from a layer's key rows to its value rows */
 
     uint32_t n_pages;
@@ -44,8 +44,8 @@ duet_code duet_kv_cache_new_in_pool(duet_kv_pool *pool, uint32_t max_ctx, duet_k
         kv->page_shift++;
     }
     kv->pos_mask = page_tokens - 1;
-    kv->kv_dim = duet_kv_pool_kv_dim(pool);
-    kv->value_offset = (size_t)page_tokens * kv->kv_dim;
+    kv->row_units = duet_kv_pool_row_units(pool); /* a row's stride, in 16-bit units */
+    kv->value_offset = (size_t)page_tokens * kv->row_units;
     kv->layer_stride = 2 * kv->value_offset;
     kv->max_pages = pages_for(kv, max_ctx);
     kv->page_ids = malloc(kv->max_pages * sizeof *kv->page_ids);
@@ -166,7 +166,7 @@ void duet_kv_cache_set_length(duet_kv_cache *kv, uint32_t n)
 uint16_t *duet_kv_cache_key(duet_kv_cache *kv, uint32_t layer, uint32_t pos)
 {
     return kv->page_data[pos >> kv->page_shift] + layer * kv->layer_stride +
-           (size_t)(pos & kv->pos_mask) * kv->kv_dim;
+           (size_t)(pos & kv->pos_mask) * kv->row_units;
 }
 
 uint16_t *duet_kv_cache_value(duet_kv_cache *kv, uint32_t layer, uint32_t pos)
@@ -178,7 +178,7 @@ uint32_t duet_kv_cache_rows(const duet_kv_cache *kv, uint32_t layer, uint32_t po
                             const uint16_t **keys, const uint16_t **values)
 {
     const uint16_t *k = kv->page_data[pos >> kv->page_shift] + layer * kv->layer_stride +
-                        (size_t)(pos & kv->pos_mask) * kv->kv_dim;
+                        (size_t)(pos & kv->pos_mask) * kv->row_units;
     *keys = k;
     *values = k + kv->value_offset;
     return kv->pos_mask + 1 - (pos & kv->pos_mask);

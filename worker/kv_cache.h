@@ -52,12 +52,14 @@ void duet_kv_cache_truncate(duet_kv_cache *kv, uint32_t n);
  * capacity and to the reserved positions. */
 void duet_kv_cache_set_length(duet_kv_cache *kv, uint32_t n);
 
-/* The key / value row (kv_dim F16 values) of a layer at a reserved position. */
+/* The key / value row of a layer at a reserved position: kv_dim values in the pool's
+ * storage type (kv_pool.h). */
 uint16_t *duet_kv_cache_key(duet_kv_cache *kv, uint32_t layer, uint32_t pos);
 uint16_t *duet_kv_cache_value(duet_kv_cache *kv, uint32_t layer, uint32_t pos);
 
 /* The key and value rows of a layer from a reserved position to the end of its page:
- * returns how many rows follow pos there (at least 1), consecutive kv_dim values apart.
+ * returns how many rows follow pos there (at least 1), consecutive rows duet_kv_pool_row_units
+ * 16-bit units apart.
  * For loops over many positions, one page lookup per page. */
 uint32_t duet_kv_cache_rows(const duet_kv_cache *kv, uint32_t layer, uint32_t pos,
                             const uint16_t **keys, const uint16_t **values);

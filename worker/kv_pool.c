@@ -7,8 +7,10 @@
 struct duet_kv_pool {
     uint32_t n_layer;
     uint32_t kv_dim;
+    duet_kv_type type;
+    uint32_t row_units; /* 16-bit units per row */
     uint32_t page_tokens;
-    size_t page_values; /* F16 values per page */
+    size_t page_values; /* 16-bit units per page */
     uint32_t total;
     uint16_t *block; /* total pages, back to back (mmap'd) */
     size_t block_bytes;
@@ -34,10 +36,34 @@ static duet_code check_page_tokens(uint32_t *page_tokens, duet_status *st)
     return DUET_OK;
 }
 
-static size_t values_per_page(const duet_model *m, uint32_t page_tokens)
+const char *duet_kv_type_name(duet_kv_type t)
 {
-    size_t kv_dim = (size_t)m->hp.n_head_kv * m->hp.head_dim;
-    return (size_t)m->hp.n_layer * 2 * page_tokens * kv_dim;
+    return t == DUET_KV_Q8_0 ? "q8_0" : "f16";
+}
+
+static uint32_t row_units_of(const duet_model *m, duet_kv_type type)
+{
+    uint32_t kv_dim = m->hp.n_head_kv * m->hp.head_dim;
+    return type == DUET_KV_Q8_0 ? kv_dim / 32 * 17 : kv_dim; /* a Q8_0 block is 34 bytes */
+}
+
+static duet_code check_type(const duet_model *m, duet_kv_type type, duet_status *st)
+{
+    if (type == DUET_KV_Q8_0 && m->hp.head_dim % 32 != 0) {
+        return duet_status_set(st, DUET_INVALID_ARGUMENT,
+                               "a q8_0 KV cache needs heads of a multiple of 32 values; this "
+                               "model's have %u: use f16",
+                               m->hp.head_dim);
+    }
+    if (type != DUET_KV_F16 && type != DUET_KV_Q8_0) {
+        return duet_status_set(st, DUET_INVALID_ARGUMENT, "unknown KV cache type %d", (int)type);
+    }
+    return DUET_OK;
+}
+
+static size_t values_per_page(const duet_model *m, uint32_t page_tokens, duet_kv_type type)
+{
+    return (size_t)m->hp.n_layer * 2 * page_tokens * row_units_of(m, type);
 }
 
 /* Anonymous memory straight from the kernel: untouched pages cost nothing, and transparent
@@ -55,14 +81,23 @@ static uint16_t *map_block(size_t bytes)
 duet_code duet_kv_pool_new_pages(const duet_model *m, uint32_t n_pages, uint32_t page_tokens,
                                  duet_kv_pool **out, duet_status *st)
 {
+    return duet_kv_pool_new_pages_typed(m, n_pages, page_tokens, DUET_KV_F16, out, st);
+}
+
+duet_code duet_kv_pool_new_pages_typed(const duet_model *m, uint32_t n_pages, uint32_t page_tokens,
+                                       duet_kv_type type, duet_kv_pool **out, duet_status *st)
+{
     duet_code rc = check_page_tokens(&page_tokens, st);
+    if (rc == DUET_OK) {
+        rc = check_type(m, type, st);
+    }
     if (rc != DUET_OK) {
         return rc;
     }
     if (n_pages == 0) {
         return duet_status_set(st, DUET_INVALID_ARGUMENT, "a KV pool needs at least one page");
     }
-    size_t page_values = values_per_page(m, page_tokens);
+    size_t page_values = values_per_page(m, page_tokens, type);
     if (page_values == 0 || (size_t)n_pages > SIZE_MAX / 2 / page_values) {
         return duet_status_set(st, DUET_INVALID_ARGUMENT, "a KV pool of %u pages cannot exist",
                                n_pages);
@@ -73,6 +108,8 @@ duet_code duet_kv_pool_new_pages(const duet_model *m, uint32_t n_pages, uint32_t
     }
     pool->n_layer = m->hp.n_layer;
     pool->kv_dim = m->hp.n_head_kv * m->hp.head_dim;
+    pool->type = type;
+    pool->row_units = row_units_of(m, type);
     pool->page_tokens = page_tokens;
     pool->page_values = page_values;
     pool->total = n_pages;
@@ -102,11 +139,20 @@ duet_code duet_kv_pool_new_pages(const duet_model *m, uint32_t n_pages, uint32_t
 duet_code duet_kv_pool_new(const duet_model *m, size_t budget_mib, uint32_t page_tokens,
                            duet_kv_pool **out, duet_status *st)
 {
+    return duet_kv_pool_new_typed(m, budget_mib, page_tokens, DUET_KV_F16, out, st);
+}
+
+duet_code duet_kv_pool_new_typed(const duet_model *m, size_t budget_mib, uint32_t page_tokens,
+                                 duet_kv_type type, duet_kv_pool **out, duet_status *st)
+{
     duet_code rc = check_page_tokens(&page_tokens, st);
+    if (rc == DUET_OK) {
+        rc = check_type(m, type, st);
+    }
     if (rc != DUET_OK) {
         return rc;
     }
-    size_t page_bytes = values_per_page(m, page_tokens) * sizeof(uint16_t);
+    size_t page_bytes = values_per_page(m, page_tokens, type) * sizeof(uint16_t);
     size_t budget = budget_mib > (SIZE_MAX >> 20) ? SIZE_MAX : budget_mib << 20;
     size_t n_pages = page_bytes ? budget / page_bytes : 0;
     if (n_pages == 0) {
@@ -117,7 +163,7 @@ duet_code duet_kv_pool_new(const duet_model *m, size_t budget_mib, uint32_t page
     if (n_pages > UINT32_MAX) {
         n_pages = UINT32_MAX;
     }
-    return duet_kv_pool_new_pages(m, (uint32_t)n_pages, page_tokens, out, st);
+    return duet_kv_pool_new_pages_typed(m, (uint32_t)n_pages, page_tokens, type, out, st);
 }
 
 void duet_kv_pool_free(duet_kv_pool *pool)
@@ -162,6 +208,16 @@ uint32_t duet_kv_pool_layers(const duet_kv_pool *pool)
 uint32_t duet_kv_pool_kv_dim(const duet_kv_pool *pool)
 {
     return pool->kv_dim;
+}
+
+duet_kv_type duet_kv_pool_type(const duet_kv_pool *pool)
+{
+    return pool->type;
+}
+
+uint32_t duet_kv_pool_row_units(const duet_kv_pool *pool)
+{
+    return pool->row_units;
 }
 
 void duet_kv_pool_set_reclaimer(duet_kv_pool *pool, duet_kv_reclaim_fn fn, void *ctx)

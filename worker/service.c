@@ -96,7 +96,8 @@ duet_code duet_worker_service_new(const duet_worker_service_options *o, duet_wor
     uint32_t batch = o->max_batch < o->max_running ? o->max_running : o->max_batch;
     pthread_mutex_init(&s->lock, NULL);
     s->lock_ready = true;
-    if (duet_kv_pool_new(s->model, o->kv_cache_mib, o->kv_page_tokens, &s->pool, st) != DUET_OK ||
+    if (duet_kv_pool_new_typed(s->model, o->kv_cache_mib, o->kv_page_tokens,
+                               (duet_kv_type)o->kv_type, &s->pool, st) != DUET_OK ||
         duet_session_cache_new(s->pool, s->context, &s->sessions, st) != DUET_OK ||
         duet_engine_new(s->model, (int)s->threads, batch, s->context, &s->engine, st) != DUET_OK ||
         duet_scheduler_new(s->engine, s->tok, s->sessions, s->context, &so, &s->scheduler, st) !=

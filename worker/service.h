@@ -28,6 +28,7 @@ typedef struct {
     double burst;
     uint32_t kv_cache_mib;          /* the KV pool's budget, shared by all sequences and sessions */
     uint32_t kv_page_tokens;        /* positions per page (a power of two) */
+    int kv_type;                    /* duet_kv_type: DUET_KV_F16 or DUET_KV_Q8_0 */
     uint64_t load_rate_bytes_per_s; /* cap on the loader's read rate; 0 = none */
     double memory_factor; /* refuse unless file size x factor + KV budget fits; 0 = no check */
     bool mlock;           /* lock the weights in memory once loaded */

@@ -1,6 +1,7 @@
 #include "worker_config.h"
 
 #include "config.h"
+#include "kv_pool.h"
 
 static const duet_config_field model_fields[] = {
     DUET_CONFIG_FIELD_STRING(duet_model_settings, path, "path", DUET_CONFIG_OPTIONAL, NULL),
@@ -32,11 +33,16 @@ static const duet_config_field scheduler_fields[] = {
 static const duet_config_schema scheduler_schema =
     DUET_CONFIG_SCHEMA(duet_scheduler_settings, scheduler_fields);
 
+static const duet_config_enum_value kv_types[] = {
+    {"f16", DUET_KV_F16}, {"q8_0", DUET_KV_Q8_0}, {NULL, 0}};
+
 static const duet_config_field kv_cache_fields[] = {
     DUET_CONFIG_FIELD_UINT32(duet_kv_cache_settings, budget_mib, "budget_mib", DUET_CONFIG_OPTIONAL,
                              1024, 1, 1u << 20),
     DUET_CONFIG_FIELD_UINT32(duet_kv_cache_settings, page_tokens, "page_tokens",
                              DUET_CONFIG_OPTIONAL, 32, 1, 1024),
+    DUET_CONFIG_FIELD_ENUM(duet_kv_cache_settings, type, "type", DUET_CONFIG_OPTIONAL, DUET_KV_F16,
+                           kv_types),
 };
 static const duet_config_schema kv_cache_schema =
     DUET_CONFIG_SCHEMA(duet_kv_cache_settings, kv_cache_fields);

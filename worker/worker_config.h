@@ -29,6 +29,7 @@ typedef struct {
     uint32_t budget_mib;  /* "budget_mib": 1 .. 1048576 (default 1024) */
     uint32_t page_tokens; /* "page_tokens": positions per page, 1 .. 1024, a power of two
                              (default 32) */
+    int type;             /* "type": f16 (default) or q8_0, as duet_kv_type values */
 } duet_kv_cache_settings;
 
 /* Key "scheduler": continuous batching. */
