@@ -1,0 +1,456 @@
+#include "http_server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <nng/supplemental/tls/tls.h>
+
+struct duet_http_server {
+    nng_http_server *server;
+    size_t max_body;
+    char url[300];
+};
+
+struct duet_http_exchange {
+    nng_aio *aio; /* the handler's: finished when the exchange ends */
+    nng_http_req *req;
+    nng_http_conn *conn;
+    char path[1024];
+    const char *query;
+};
+
+/* A route: NNG handlers carry one data pointer. */
+typedef struct {
+    duet_http_handler_fn fn;
+    void *arg;
+} route;
+
+/* ---- server ---- */
+
+static duet_code nng_fail(duet_status *st, const char *what, int rv)
+{
+    return duet_status_set(st, DUET_INTERNAL, "%s: %s", what, nng_strerror(rv));
+}
+
+duet_code duet_http_server_new(const char *addr, const char *cert_file, const char *key_file,
+                               size_t max_body_bytes, duet_http_server **out, duet_status *st)
+{
+    if ((cert_file == NULL) != (key_file == NULL)) {
+        return duet_status_set(st, DUET_INVALID_ARGUMENT,
+                               "HTTPS needs both a certificate and its key");
+    }
+    duet_http_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    srv->max_body = max_body_bytes;
+    snprintf(srv->url, sizeof srv->url, "%s://%s", cert_file ? "https" : "http", addr);
+    nng_url *url;
+    int rv = nng_url_parse(&url, srv->url);
+    if (rv != 0) {
+        free(srv);
+        return duet_status_set(st, DUET_INVALID_ARGUMENT, "bad HTTP address \"%s\": %s", addr,
+                               nng_strerror(rv));
+    }
+    rv = nng_http_server_hold(&srv->server, url);
+    nng_url_free(url);
+    if (rv != 0) {
+        free(srv);
+        return nng_fail(st, "HTTP server", rv);
+    }
+    if (cert_file) {
+        nng_tls_config *tls;
+        if ((rv = nng_http_server_get_tls(srv->server, &tls)) != 0 ||
+            (rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE)) != 0 ||
+            (rv = nng_tls_config_cert_key_file(tls, cert_file, key_file)) != 0) {
+            nng_http_server_release(srv->server);
+            free(srv);
+            return duet_status_set(st, DUET_INVALID_ARGUMENT, "HTTPS certificate %s / key %s: %s",
+                                   cert_file, key_file, nng_strerror(rv));
+        }
+    }
+    *out = srv;
+    return DUET_OK;
+}
+
+static void on_request(nng_aio *aio)
+{
+    nng_http_req *req = nng_aio_get_input(aio, 0);
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    nng_http_conn *conn = nng_aio_get_input(aio, 2);
+    route *r = nng_http_handler_get_data(h);
+    duet_http_exchange *x = calloc(1, sizeof *x);
+    if (!x) {
+        nng_aio_finish(aio, NNG_ENOMEM);
+        return;
+    }
+    x->aio = aio;
+    x->req = req;
+    x->conn = conn;
+    snprintf(x->path, sizeof x->path, "%s", nng_http_req_get_uri(req));
+    char *q = strchr(x->path, '?');
+    x->query = "";
+    if (q) {
+        *q = '\0';
+        x->query = nng_http_req_get_uri(req) + (q - x->path) + 1;
+    }
+    const char *te = nng_http_req_get_header(req, "Transfer-Encoding");
+    if (te && strcmp(te, "identity") != 0) {
+        /* NNG would hand us an empty body: refuse rather than act on nothing */
+        static const char msg[] = "request bodies need a Content-Length\n";
+        duet_http_reply(x, 411, "text/plain", msg, sizeof msg - 1, NULL);
+        return;
+    }
+    r->fn(x, r->arg);
+}
+
+static void free_route(void *p)
+{
+    free(p);
+}
+
+duet_code duet_http_server_route(duet_http_server *srv, const char *method, const char *path,
+                                 bool subtree, duet_http_handler_fn fn, void *arg, duet_status *st)
+{
+    route *r = malloc(sizeof *r);
+    if (!r) {
+        return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    *r = (route){fn, arg};
+    nng_http_handler *h;
+    int rv = nng_http_handler_alloc(&h, path, on_request);
+    if (rv != 0) {
+        free(r);
+        return nng_fail(st, path, rv);
+    }
+    if ((rv = nng_http_handler_set_data(h, r, free_route)) != 0) {
+        free(r);
+        nng_http_handler_free(h);
+        return nng_fail(st, path, rv);
+    }
+    if ((rv = nng_http_handler_set_method(h, method)) != 0 ||
+        (rv = nng_http_handler_collect_body(h, true, srv->max_body)) != 0 ||
+        (subtree && (rv = nng_http_handler_set_tree(h)) != 0) ||
+        (rv = nng_http_server_add_handler(srv->server, h)) != 0) {
+        nng_http_handler_free(h);
+        return nng_fail(st, path, rv);
+    }
+    return DUET_OK;
+}
+
+duet_code duet_http_server_start(duet_http_server *srv, duet_status *st)
+{
+    int rv = nng_http_server_start(srv->server);
+    if (rv != 0) {
+        return duet_status_set(st, DUET_UNAVAILABLE, "cannot listen on %s: %s", srv->url,
+                               nng_strerror(rv));
+    }
+    return DUET_OK;
+}
+
+int duet_http_server_port(duet_http_server *srv)
+{
+    nng_sockaddr sa;
+    if (nng_http_server_get_addr(srv->server, &sa) != 0) {
+        return -1;
+    }
+    if (sa.s_family == NNG_AF_INET) {
+        return ((sa.s_in.sa_port & 0xff) << 8) | (sa.s_in.sa_port >> 8);
+    }
+    if (sa.s_family == NNG_AF_INET6) {
+        return ((sa.s_in6.sa_port & 0xff) << 8) | (sa.s_in6.sa_port >> 8);
+    }
+    return -1;
+}
+
+void duet_http_server_free(duet_http_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    nng_http_server_stop(srv->server);
+    nng_http_server_release(srv->server);
+    free(srv);
+}
+
+/* ---- one request ---- */
+
+const char *duet_http_method(const duet_http_exchange *x)
+{
+    return nng_http_req_get_method(x->req);
+}
+
+const char *duet_http_path(const duet_http_exchange *x)
+{
+    return x->path;
+}
+
+const char *duet_http_query(const duet_http_exchange *x)
+{
+    return x->query;
+}
+
+const char *duet_http_header(const duet_http_exchange *x, const char *name)
+{
+    return nng_http_req_get_header(x->req, name);
+}
+
+void duet_http_body(const duet_http_exchange *x, const uint8_t **body, size_t *len)
+{
+    void *data = NULL;
+    nng_http_req_get_data(x->req, &data, len);
+    *body = data;
+}
+
+static void add_headers(nng_http_res *res, const char *const *headers)
+{
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+        nng_http_res_set_header(res, headers[i], headers[i + 1]);
+    }
+}
+
+void duet_http_reply(duet_http_exchange *x, uint16_t status, const char *content_type,
+                     const void *body, size_t len, const char *const *headers)
+{
+    nng_http_res *res;
+    int rv = nng_http_res_alloc(&res);
+    if (rv == 0) {
+        nng_http_res_set_status(res, status);
+        if (content_type) {
+            nng_http_res_set_header(res, "Content-Type", content_type);
+        }
+        add_headers(res, headers);
+        /* always data, even empty: NNG adds Content-Length only with it */
+        rv = nng_http_res_copy_data(res, body ? body : "", len);
+        if (rv != 0) {
+            nng_http_res_free(res);
+        }
+    }
+    if (rv == 0) {
+        nng_aio_set_output(x->aio, 0, res);
+        nng_aio_finish(x->aio, 0);
+    } else {
+        nng_aio_finish(x->aio, rv);
+    }
+    free(x);
+}
+
+/* ---- streams ---- */
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t len;
+    char data[];
+} chunk;
+
+struct duet_http_stream {
+    pthread_mutex_t lock;
+    nng_http_conn *conn;
+    nng_http_req *req; /* ours after the hijack */
+    nng_aio *aio;
+    chunk *head, *tail;
+    chunk *sending; /* in flight */
+    bool gone;      /* a write failed */
+    bool ended;     /* the owner is done with it */
+};
+
+static chunk *make_chunk(const char *prefix, size_t plen, const void *data, size_t len,
+                         const char *suffix, size_t slen)
+{
+    chunk *c = malloc(sizeof *c + plen + len + slen);
+    if (c) {
+        memcpy(c->data, prefix, plen);
+        if (len) {
+            memcpy(c->data + plen, data, len);
+        }
+        memcpy(c->data + plen + len, suffix, slen);
+        c->len = plen + len + slen;
+        c->next = NULL;
+    }
+    return c;
+}
+
+static void finalize(duet_http_stream *s)
+{
+    nng_http_conn_close(s->conn);
+    nng_http_req_free(s->req);
+    nng_aio_reap(s->aio); /* we may be in its callback */
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* Takes the next chunk to send, or NULL (then nothing is in flight). Locked. */
+static chunk *next_locked(duet_http_stream *s)
+{
+    chunk *c = s->gone ? NULL : s->head;
+    if (c) {
+        s->head = c->next;
+        if (!s->head) {
+            s->tail = NULL;
+        }
+    }
+    s->sending = c;
+    return c;
+}
+
+static void send_chunk(duet_http_stream *s, chunk *c)
+{
+    nng_iov iov = {.iov_buf = c->data, .iov_len = c->len};
+    nng_aio_set_iov(s->aio, 1, &iov);
+    nng_http_conn_write_all(s->conn, s->aio);
+}
+
+static void on_written(void *arg)
+{
+    duet_http_stream *s = arg;
+    int rv = nng_aio_result(s->aio);
+    pthread_mutex_lock(&s->lock);
+    free(s->sending);
+    if (rv != 0) {
+        s->gone = true;
+        while (s->head) {
+            chunk *c = s->head;
+            s->head = c->next;
+            free(c);
+        }
+        s->tail = NULL;
+    }
+    chunk *c = next_locked(s);
+    bool done = !c && s->ended;
+    pthread_mutex_unlock(&s->lock);
+    if (c) {
+        send_chunk(s, c);
+    } else if (done) {
+        finalize(s);
+    }
+}
+
+/* Appends c and starts sending if idle. */
+static void enqueue(duet_http_stream *s, chunk *c)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->tail) {
+        s->tail->next = c;
+    } else {
+        s->head = c;
+    }
+    s->tail = c;
+    chunk *go = s->sending ? NULL : next_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    if (go) {
+        send_chunk(s, go);
+    }
+}
+
+static const char *reason(uint16_t status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
+    }
+}
+
+duet_http_stream *duet_http_stream_begin(duet_http_exchange *x, uint16_t status,
+                                         const char *content_type, const char *const *headers)
+{
+    duet_http_stream *s = calloc(1, sizeof *s);
+    char head[2048];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nCache-Control: no-cache\r\n"
+                     "Transfer-Encoding: chunked\r\nConnection: close\r\n",
+                     status, reason(status), content_type);
+    for (size_t i = 0; headers && headers[i] && headers[i + 1] && n > 0 && (size_t)n < sizeof head;
+         i += 2) {
+        n += snprintf(head + n, sizeof head - (size_t)n, "%s: %s\r\n", headers[i], headers[i + 1]);
+    }
+    chunk *c = NULL;
+    if (s && n > 0 && (size_t)n + 2 < sizeof head) {
+        c = make_chunk(head, (size_t)n, NULL, 0, "\r\n", 2);
+    }
+    if (!s || !c || nng_aio_alloc(&s->aio, on_written, s) != 0) {
+        free(c);
+        free(s);
+        static const char msg[] = "out of memory\n";
+        duet_http_reply(x, 500, "text/plain", msg, sizeof msg - 1, NULL);
+        return NULL;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    s->conn = x->conn;
+    s->req = x->req;
+    nng_http_hijack(x->conn); /* the server forgets the connection and the request */
+    nng_aio_set_output(x->aio, 0, NULL);
+    nng_aio_finish(x->aio, 0);
+    free(x);
+    enqueue(s, c);
+    return s;
+}
+
+duet_code duet_http_stream_write(duet_http_stream *s, const void *data, size_t len)
+{
+    if (len == 0) {
+        return DUET_OK; /* an empty chunk would end the stream */
+    }
+    pthread_mutex_lock(&s->lock);
+    bool gone = s->gone;
+    pthread_mutex_unlock(&s->lock);
+    if (gone) {
+        return DUET_UNAVAILABLE;
+    }
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", len);
+    chunk *c = make_chunk(size, (size_t)n, data, len, "\r\n", 2);
+    if (!c) {
+        return DUET_RESOURCE_EXHAUSTED;
+    }
+    enqueue(s, c);
+    return DUET_OK;
+}
+
+bool duet_http_stream_gone(duet_http_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool gone = s->gone;
+    pthread_mutex_unlock(&s->lock);
+    return gone;
+}
+
+void duet_http_stream_end(duet_http_stream *s)
+{
+    chunk *last = make_chunk("0\r\n\r\n", 5, NULL, 0, "", 0);
+    pthread_mutex_lock(&s->lock);
+    s->ended = true;
+    bool idle = !s->sending;
+    if (last && !s->gone) {
+        if (s->tail) {
+            s->tail->next = last;
+        } else {
+            s->head = last;
+        }
+        s->tail = last;
+        last = NULL;
+    }
+    chunk *go = idle ? next_locked(s) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    free(last);
+    if (go) {
+        send_chunk(s, go);
+    } else if (idle) {
+        finalize(s);
+    }
+}
