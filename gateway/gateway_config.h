@@ -1,7 +1,7 @@
 /* duet-gateway's configuration file (conf/gateway.yaml documents every key).
  *
- * Top-level keys: workers, tls, rpc, log. The order of workers is the routing order: the
- * first is preferred, the later ones are fallbacks. */
+ * Top-level keys: workers, http, api_keys, routing, limits, tls, rpc, log. The order of workers is
+ * the routing order: the first is preferred, the later ones are fallbacks. */
 #ifndef DUET_GATEWAY_CONFIG_H
 #define DUET_GATEWAY_CONFIG_H
 
@@ -16,9 +16,48 @@ typedef struct {
                           which is an error at dial time on tls+tcp:// */
 } duet_worker_endpoint;
 
+/* One API key and the user it signs in. */
+typedef struct {
+    char *key;  /* required: the bearer token clients send */
+    char *user; /* required: the name sessions and limits are kept under */
+} duet_api_key;
+
+/* Key "http": where people and their programs reach the gateway. */
+typedef struct {
+    char *listen; /* "listen": HOST:PORT, default 0.0.0.0:8080 */
+    char *cert;   /* "cert", "key": PEM files for HTTPS; both or neither */
+    char *key;
+    uint32_t max_body_bytes; /* "max_body_bytes": 1 KiB .. 64 MiB, default 4 MiB */
+} duet_http_settings;
+
+/* Key "routing": how the gateway spreads work over the workers. */
+typedef struct {
+    uint32_t health_interval_ms;     /* 100 .. 600000, default 2000 */
+    uint32_t health_timeout_ms;      /* 100 .. 600000, default 2000 */
+    uint32_t first_token_timeout_ms; /* 0 (none) .. 3600000, default 60000 */
+    uint32_t request_timeout_ms;     /* 0 (none) .. 86400000, default 600000 */
+    uint32_t breaker_failures;       /* 1 .. 1000, default 3 */
+    uint32_t breaker_cooldown_ms;    /* 100 .. 3600000, default 10000 */
+    uint32_t answer_tokens;          /* the answer budget when a request gives no max_tokens, 1 ..
+                                        1048576, default 512 */
+} duet_routing_settings;
+
+/* Key "limits": admission, per user and overall. */
+typedef struct {
+    double user_requests_per_second, user_request_burst;
+    double user_tokens_per_second, user_token_burst; /* 0 and 0: no token limit */
+    double requests_per_second, request_burst;
+    double tokens_per_second, token_burst;
+} duet_limits_settings;
+
 typedef struct {
     duet_worker_endpoint *workers; /* required, at least one */
     size_t n_workers;
+    duet_http_settings http;
+    duet_api_key *api_keys;
+    size_t n_api_keys;
+    duet_routing_settings routing;
+    duet_limits_settings limits;
     duet_tls_settings tls;
     duet_rpc_settings rpc;
     duet_log_settings log;
