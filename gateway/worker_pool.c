@@ -111,6 +111,7 @@ static void check_one(duet_worker_pool *p, worker *w)
     }
     if (healthy) {
         w->status.checks_ok++;
+        w->status.last_error[0] = '\0'; /* an old failure says nothing about now */
     } else {
         w->status.checks_failed++;
         set_error(w, h ? h->message : st.message);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -243,4 +244,45 @@ void test_process_forget(test_process *p)
 char *test_process_stderr(const test_process *p)
 {
     return test_read_file(p->err_path, NULL);
+}
+
+size_t test_http(int port, const char *request, char *out, size_t cap, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        fprintf(stderr, "test_http: cannot connect to port %d\n", port);
+        abort();
+    }
+    size_t n = strlen(request);
+    if (write(fd, request, n) != (ssize_t)n) {
+        abort();
+    }
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t got = 0;
+    out[0] = '\0';
+    while (got + 1 < cap) {
+        ssize_t r = read(fd, out + got, cap - 1 - got);
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+        out[got] = '\0';
+        char *end = strstr(out, "\r\n\r\n");
+        char *cl = strstr(out, "Content-Length: ");
+        if (end && cl && cl < end &&
+            (size_t)(out + got - (end + 4)) >= strtoul(cl + 16, NULL, 10)) {
+            break;
+        }
+    }
+    close(fd);
+    return got;
+}
+
+int test_http_status(const char *answer)
+{
+    int status;
+    return sscanf(answer, "HTTP/1.1 %d", &status) == 1 ? status : -1;
 }

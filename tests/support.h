@@ -47,6 +47,14 @@ int test_process_stop(test_process *p, int sig, int timeout_ms);
  * running. */
 int test_process_wait(test_process *p, int timeout_ms);
 
+/* Sends an HTTP/1.1 request (the whole text) to 127.0.0.1:port and reads the answer into
+ * out (NUL-terminated) until the server closes or a Content-Length body is complete, at
+ * most timeout_ms. Returns the bytes read; aborts the test run if it cannot connect. */
+size_t test_http(int port, const char *request, char *out, size_t cap, int timeout_ms);
+
+/* The status code of an HTTP answer read by test_http, or -1. */
+int test_http_status(const char *answer);
+
 /* Kills the process if it still runs and removes its stderr file. */
 void test_process_forget(test_process *p);
 

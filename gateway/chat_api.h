@@ -1,0 +1,52 @@
+/* The gateway's OpenAI-compatible API on its HTTP server:
+ *
+ *   POST /v1/chat/completions  a chat answer, whole or streamed as server-sent events
+ *   GET  /v1/models            the model the workers serve
+ *   GET  /health               the gateway's and each worker's state (no key needed)
+ *
+ * A request is signed in by its API key (Authorization: Bearer KEY), parsed, trimmed to the
+ * model's context (what was dropped is reported: "duet":{"trimmed":...} in the answer and
+ * an X-Duet-Trimmed header), admitted by the user's and the gateway's buckets (429 with
+ * Retry-After), then relayed to the workers with fallback (relay.h). When no worker can
+ * serve, the answer is 503 with Retry-After. */
+#ifndef DUET_CHAT_API_H
+#define DUET_CHAT_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admission.h"
+#include "gateway_config.h"
+#include "http_server.h"
+#include "relay.h"
+#include "status.h"
+#include "timer.h"
+#include "worker_pool.h"
+
+typedef struct {
+    duet_worker_pool *pool;
+    duet_timer *timer;
+    duet_admission *admission;
+    const duet_api_key *keys; /* copied */
+    size_t n_keys;
+    uint32_t answer_tokens; /* the answer budget when a request has no max_tokens */
+    duet_relay_options relay;
+} duet_chat_api_options;
+
+typedef struct duet_chat_api duet_chat_api;
+
+/* Registers the routes on srv (before it starts). The pool, timer and admission must
+ * outlive the API. */
+duet_code duet_chat_api_new(duet_http_server *srv, const duet_chat_api_options *o,
+                            duet_chat_api **out, duet_status *st);
+
+/* Only after the HTTP server is freed and every answer has ended. */
+void duet_chat_api_free(duet_chat_api *api);
+
+/* Shutting down: new chat requests are answered 503; answers under way go on. */
+void duet_chat_api_drain(duet_chat_api *api);
+
+/* Answers still in flight. */
+uint32_t duet_chat_api_active(duet_chat_api *api);
+
+#endif
