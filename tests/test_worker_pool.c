@@ -88,7 +88,9 @@ Test(worker_pool, routes_around_a_dead_worker_and_learns_from_failures)
     duet_worker_pool *p = pool_for(live, dead);
     wait_for_live(p);
 
-    /* the dead worker: never connected, failed checks, breaker open after two */
+    /* the dead worker: never connected, failed checks, breaker open after two (one more
+     * check now, so a slow start cannot have let the cooldown pass) */
+    duet_worker_pool_check_now(p);
     duet_worker_status s;
     duet_worker_pool_status(p, 0, &s);
     cr_assert_not(s.connected);
