@@ -20,10 +20,24 @@ struct duet_chat_api {
     duet_api_key *keys;
     atomic_uint active;
     atomic_bool draining;
+    /* for /metrics */
+    atomic_ullong answered[6]; /* by status: 2xx, 400, 401, 429, 503, other */
+    atomic_ullong completion_tokens, prompt_tokens, trimmed_messages, failovers;
     int64_t started_unix;
 };
 
 /* ---- replies ---- */
+
+static void count_status(duet_chat_api *api, int status)
+{
+    int i = status / 100 == 2 ? 0
+            : status == 400   ? 1
+            : status == 401   ? 2
+            : status == 429   ? 3
+            : status == 503   ? 4
+                              : 5;
+    atomic_fetch_add(&api->answered[i], 1);
+}
 
 static void reply_json(duet_http_exchange *x, int status, char *json, const char *const *headers)
 {
@@ -57,6 +71,14 @@ static void reply_error(duet_http_exchange *x, duet_code code, const char *messa
     reply_json(x, kind.http_status,
                duet_openai_error_json(code, message, param && param[0] ? param : NULL, NULL),
                with_retry ? headers : NULL);
+}
+
+/* An error answer to a chat request, counted for /metrics. */
+static void chat_error(duet_chat_api *api, duet_http_exchange *x, duet_code code,
+                       const char *message, const char *param, uint64_t retry_ms)
+{
+    count_status(api, duet_openai_error_kind_of(code).http_status);
+    reply_error(x, code, message, param, retry_ms);
 }
 
 /* The user the request's API key signs in, or NULL. */
@@ -214,6 +236,11 @@ static void on_end(void *arg, const duet_relay_result *r)
         duet_log_info("answer %s failed after %u attempts: %s", an->id, r->attempts,
                       r->status.message);
     }
+    atomic_fetch_add(&an->api->completion_tokens, r->completion_tokens);
+    atomic_fetch_add(&an->api->prompt_tokens, r->prompt_tokens);
+    if (r->attempts > 1) {
+        atomic_fetch_add(&an->api->failovers, r->attempts - 1);
+    }
     if (an->stream) {
         if (r->status.code == DUET_OK) {
             stream_event(an, duet_openai_finish_chunk(&an->a, finish));
@@ -232,12 +259,13 @@ static void on_end(void *arg, const duet_relay_result *r)
         char dropped[16];
         snprintf(dropped, sizeof dropped, "%u", an->ext.dropped_messages);
         const char *headers[] = {"X-Duet-Trimmed", dropped, NULL};
+        count_status(an->api, 200);
         reply_json(an->x, 200,
                    duet_openai_completion_json(&an->a, an->text ? an->text : "", an->len, finish,
                                                &usage, &an->ext),
                    headers);
     } else {
-        reply_error(an->x, r->status.code, r->status.message, NULL, 5000);
+        chat_error(an->api, an->x, r->status.code, r->status.message, NULL, 5000);
     }
     answer_unref(an);
 }
@@ -341,12 +369,12 @@ static void chat_completions(duet_http_exchange *x, void *arg)
     duet_chat_api *api = arg;
     const char *user = sign_in(api, x);
     if (!user) {
-        reply_error(x, DUET_UNAUTHENTICATED,
-                    "a valid API key is needed: send \"Authorization: Bearer KEY\"", NULL, 0);
+        chat_error(api, x, DUET_UNAUTHENTICATED,
+                   "a valid API key is needed: send \"Authorization: Bearer KEY\"", NULL, 0);
         return;
     }
     if (atomic_load(&api->draining)) {
-        reply_error(x, DUET_UNAVAILABLE, "the gateway is shutting down", NULL, 5000);
+        chat_error(api, x, DUET_UNAVAILABLE, "the gateway is shutting down", NULL, 5000);
         return;
     }
     const uint8_t *body;
@@ -356,19 +384,20 @@ static void chat_completions(duet_http_exchange *x, void *arg)
     char param[DUET_OPENAI_PARAM_MAX];
     duet_status st;
     if (duet_openai_request_parse((const char *)body, body_len, &in, param, &st) != DUET_OK) {
-        reply_error(x, st.code, st.message, param, 0);
+        chat_error(api, x, st.code, st.message, param, 0);
         return;
     }
     served_model m;
     if (!served(api, &m)) {
         duet_openai_request_free(&in);
-        reply_error(x, DUET_UNAVAILABLE, "no worker is ready yet; retry in a moment", NULL, 5000);
+        chat_error(api, x, DUET_UNAVAILABLE, "no worker is ready yet; retry in a moment", NULL,
+                   5000);
         return;
     }
     duet_chat_message *msgs = calloc(in.n_messages, sizeof *msgs);
     if (!msgs) {
         duet_openai_request_free(&in);
-        reply_error(x, DUET_RESOURCE_EXHAUSTED, "out of memory", NULL, 1000);
+        chat_error(api, x, DUET_RESOURCE_EXHAUSTED, "out of memory", NULL, 1000);
         return;
     }
     for (size_t i = 0; i < in.n_messages; i++) {
@@ -410,7 +439,7 @@ static void chat_completions(duet_http_exchange *x, void *arg)
         free(an);
         free(msgs);
         duet_openai_request_free(&in);
-        reply_error(x, rc, st.message, NULL, retry_ms);
+        chat_error(api, x, rc, st.message, NULL, retry_ms);
         return;
     }
     an->api = api;
@@ -423,11 +452,13 @@ static void chat_completions(duet_http_exchange *x, void *arg)
                                  .created = (int64_t)time(NULL),
                                  .include_usage = in.include_usage};
     an->ext.dropped_messages = (uint32_t)trim.dropped;
+    atomic_fetch_add(&api->trimmed_messages, trim.dropped);
     if (in.stream) {
         char dropped[16];
         snprintf(dropped, sizeof dropped, "%zu", trim.dropped);
         const char *headers[] = {"X-Duet-Trimmed", dropped, NULL};
         an->stream = duet_http_stream_begin(x, 200, "text/event-stream", headers);
+        count_status(api, an->stream ? 200 : 500);
         if (an->stream) {
             stream_event(an, duet_openai_first_chunk(&an->a, &an->ext));
         }
@@ -506,6 +537,61 @@ static void health(duet_http_exchange *x, void *arg)
     reply_json(x, usable ? 200 : 503, text, NULL);
 }
 
+/* GET /metrics: Prometheus text. */
+static void metrics(duet_http_exchange *x, void *arg)
+{
+    duet_chat_api *api = arg;
+    size_t cap = 4096 + duet_worker_pool_size(api->o.pool) * 1024, n = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        duet_http_reply(x, 500, "text/plain", "out of memory\n", 14, NULL);
+        return;
+    }
+#define PUT(...) n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__)
+    static const char *const classes[] = {"2xx", "400", "401", "429", "503", "other"};
+    PUT("# HELP duet_gateway_responses_total Chat API answers by HTTP status.\n"
+        "# TYPE duet_gateway_responses_total counter\n");
+    for (int i = 0; i < 6; i++) {
+        PUT("duet_gateway_responses_total{status=\"%s\"} %llu\n", classes[i],
+            (unsigned long long)atomic_load(&api->answered[i]));
+    }
+    PUT("# TYPE duet_gateway_active_answers gauge\nduet_gateway_active_answers %u\n",
+        atomic_load(&api->active));
+    PUT("# TYPE duet_gateway_completion_tokens_total counter\n"
+        "duet_gateway_completion_tokens_total %llu\n",
+        (unsigned long long)atomic_load(&api->completion_tokens));
+    PUT("# TYPE duet_gateway_prompt_tokens_total counter\nduet_gateway_prompt_tokens_total "
+        "%llu\n",
+        (unsigned long long)atomic_load(&api->prompt_tokens));
+    PUT("# TYPE duet_gateway_trimmed_messages_total counter\n"
+        "duet_gateway_trimmed_messages_total %llu\n",
+        (unsigned long long)atomic_load(&api->trimmed_messages));
+    PUT("# TYPE duet_gateway_failovers_total counter\nduet_gateway_failovers_total %llu\n",
+        (unsigned long long)atomic_load(&api->failovers));
+    PUT("# TYPE duet_worker_up gauge\n# TYPE duet_worker_breaker_open gauge\n"
+        "# TYPE duet_worker_running gauge\n# TYPE duet_worker_waiting gauge\n"
+        "# TYPE duet_worker_tokens_per_second gauge\n"
+        "# TYPE duet_worker_health_checks_failed_total counter\n");
+    for (size_t i = 0; i < duet_worker_pool_size(api->o.pool) && n < cap; i++) {
+        duet_worker_status s;
+        duet_worker_pool_status(api->o.pool, (int)i, &s);
+        const char *u = s.url; /* NNG URLs hold no quote or backslash to escape */
+        PUT("duet_worker_up{worker=\"%s\"} %d\n", u, s.connected && s.has_model);
+        PUT("duet_worker_breaker_open{worker=\"%s\"} %d\n", u, s.breaker == DUET_BREAKER_OPEN);
+        PUT("duet_worker_running{worker=\"%s\"} %u\n", u, s.running);
+        PUT("duet_worker_waiting{worker=\"%s\"} %u\n", u, s.waiting);
+        PUT("duet_worker_tokens_per_second{worker=\"%s\"} %.3f\n", u, s.tokens_per_second);
+        PUT("duet_worker_health_checks_failed_total{worker=\"%s\"} %llu\n", u,
+            (unsigned long long)s.checks_failed);
+    }
+#undef PUT
+    if (n >= cap) {
+        n = cap - 1;
+    }
+    duet_http_reply(x, 200, "text/plain; version=0.0.4", out, n, NULL);
+    free(out);
+}
+
 /* ---- setup ---- */
 
 duet_code duet_chat_api_new(duet_http_server *srv, const duet_chat_api_options *o,
@@ -530,7 +616,8 @@ duet_code duet_chat_api_new(duet_http_server *srv, const duet_chat_api_options *
     if (duet_http_server_route(srv, "POST", "/v1/chat/completions", false, chat_completions, api,
                                st) != DUET_OK ||
         duet_http_server_route(srv, "GET", "/v1/models", false, models, api, st) != DUET_OK ||
-        duet_http_server_route(srv, "GET", "/health", false, health, api, st) != DUET_OK) {
+        duet_http_server_route(srv, "GET", "/health", false, health, api, st) != DUET_OK ||
+        duet_http_server_route(srv, "GET", "/metrics", false, metrics, api, st) != DUET_OK) {
         duet_chat_api_free(api);
         return st->code;
     }

@@ -3,6 +3,8 @@
  *   POST /v1/chat/completions  a chat answer, whole or streamed as server-sent events
  *   GET  /v1/models            the model the workers serve
  *   GET  /health               the gateway's and each worker's state (no key needed)
+ *   GET  /metrics              Prometheus text: answers by status, tokens, trimming,
+ *                              failovers, and each worker's state (no key needed)
  *
  * A request is signed in by its API key (Authorization: Bearer KEY), parsed, trimmed to the
  * model's context (what was dropped is reported: "duet":{"trimmed":...} in the answer and

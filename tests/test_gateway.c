@@ -135,6 +135,15 @@ Test(gateway, keys_models_and_whole_answers)
 
     cr_assert_eq(post("key-bob", "{\"messages\":[]}", buf, sizeof buf), 400, "%s", buf);
     cr_assert(strstr(buf, "\"param\":\"messages\""), "%s", buf);
+
+    /* what happened shows in /metrics */
+    test_http(http_port, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof buf, 5000);
+    cr_assert_eq(test_http_status(buf), 200, "%s", buf);
+    cr_assert(strstr(buf, "duet_gateway_responses_total{status=\"2xx\"} 1\n"), "%s", buf);
+    cr_assert(strstr(buf, "duet_gateway_responses_total{status=\"401\"} 2\n"), "%s", buf);
+    cr_assert(strstr(buf, "duet_gateway_responses_total{status=\"400\"} 1\n"), "%s", buf);
+    cr_assert(strstr(buf, "duet_gateway_completion_tokens_total 12\n"), "%s", buf);
+    cr_assert(strstr(buf, "} 1\n") && strstr(buf, "duet_worker_up{worker=\"tls+tcp://"), "%s", buf);
 }
 
 Test(gateway, streamed_answers_in_openai_shape)
