@@ -286,3 +286,45 @@ int test_http_status(const char *answer)
     int status;
     return sscanf(answer, "HTTP/1.1 %d", &status) == 1 ? status : -1;
 }
+
+/* Whether something listens on 127.0.0.1:port (test_http aborts on a refused connect). */
+static bool listening_on(int port)
+{
+    FILE *p = fopen("/proc/net/tcp", "r");
+    char line[512], hex[16];
+    snprintf(hex, sizeof hex, ":%04X ", port);
+    bool found = false;
+    while (p && fgets(line, sizeof line, p)) {
+        if (strstr(line, hex) && strstr(line, " 0A ")) {
+            found = true;
+        }
+    }
+    if (p) {
+        fclose(p);
+    }
+    return found;
+}
+
+bool test_wait_gateway_ready(test_process *gateway, int port, int timeout_ms, char *why, size_t cap)
+{
+    static char buf[16384];
+    buf[0] = '\0';
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        usleep(100 * 1000);
+        if (test_process_wait(gateway, 0) != -2) {
+            char *err = test_process_stderr(gateway);
+            snprintf(why, cap, "the gateway exited: %s", err ? err : "");
+            free(err);
+            return false;
+        }
+        if (!listening_on(port)) {
+            continue;
+        }
+        test_http(port, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof buf, 5000);
+        if (test_http_status(buf) == 200 && strstr(buf, "\"state\":\"ready\"")) {
+            return true;
+        }
+    }
+    snprintf(why, cap, "no ready worker after %d ms: %s", timeout_ms, buf);
+    return false;
+}

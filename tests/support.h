@@ -2,6 +2,7 @@
 #ifndef DUET_TEST_SUPPORT_H
 #define DUET_TEST_SUPPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Creates a fresh empty folder under $TMPDIR (or /tmp) and writes its path to out. */
@@ -51,6 +52,11 @@ int test_process_wait(test_process *p, int timeout_ms);
  * out (NUL-terminated) until the server closes or a Content-Length body is complete, at
  * most timeout_ms. Returns the bytes read; aborts the test run if it cannot connect. */
 size_t test_http(int port, const char *request, char *out, size_t cap, int timeout_ms);
+
+/* Waits until the gateway process listens on port and its /health reports a ready
+ * worker, at most timeout_ms. False (why in why) when it exits or the time runs out. */
+bool test_wait_gateway_ready(test_process *gateway, int port, int timeout_ms, char *why,
+                             size_t cap);
 
 /* The status code of an HTTP answer read by test_http, or -1. */
 int test_http_status(const char *answer);

@@ -50,36 +50,10 @@ static void start(void)
                            "--certs",         lab,         "--name",      "gateway-1", "--api-key",
                            "key-alice:alice", "--api-key", "key-bob:bob", NULL};
     test_spawn_tool(gargv, &gateway);
-    /* wait for the gateway to see a ready worker */
-    char buf[8192];
-    for (int i = 0; i < 200; i++) {
-        usleep(100 * 1000);
-        if (test_process_wait(&gateway, 0) != -2) {
-            char *err = test_process_stderr(&gateway);
-            cr_assert_fail("the gateway exited: %s", err ? err : "");
-        }
-        /* test_http aborts on a refused connection: look for the listening socket first */
-        FILE *p = fopen("/proc/net/tcp", "r");
-        char hex[16];
-        snprintf(hex, sizeof hex, ":%04X ", http_port);
-        bool listening = false;
-        while (p && fgets(buf, sizeof buf, p)) {
-            if (strstr(buf, hex) && strstr(buf, " 0A ")) {
-                listening = true;
-            }
-        }
-        if (p) {
-            fclose(p);
-        }
-        if (!listening) {
-            continue;
-        }
-        test_http(http_port, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof buf, 5000);
-        if (test_http_status(buf) == 200 && strstr(buf, "\"state\":\"ready\"")) {
-            return;
-        }
+    char why[1024];
+    if (!test_wait_gateway_ready(&gateway, http_port, 20000, why, sizeof why)) {
+        cr_assert_fail("%s", why);
     }
-    cr_assert_fail("the gateway never reported a ready worker: %s", buf);
 }
 
 static void stop(void)
