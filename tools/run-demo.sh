@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The main job, for now: builds duet, makes a lab CA and two node certificates with
-# duet-certs (in build/certs), starts an RPC server with conf/worker.yaml and calls it
-# with conf/gateway.yaml over mutual TLS on loopback. Later this starts a worker, a
-# gateway and a chat.
+# The main job: builds duet, makes a lab CA and node certificates with duet-certs (in
+# build/certs), starts a worker and a gateway on loopback (mutual TLS between them), and
+# opens `duet chat` — or, when not on a terminal, asks one question and prints the answer.
+#
+# The model: $DUET_MODEL when set; else ../shared/models/stories260K.gguf when the shared
+# folder is there; else a small synthetic model written by duet-mkmodel, whose answers are
+# gibberish. Ports: worker 7700, gateway 8080 (DUET_WORKER_PORT, DUET_HTTP_PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,20 +22,60 @@ for node in worker-1 gateway-1; do
   [ -f "$certs/$node.crt" ] || "$tools/duet-certs" issue "$certs" "$node"
 done
 
-"$tools/duet-rpc-demo" serve -c conf/worker.yaml --certs "$certs" --name worker-1 &
-server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
-
-# the server needs a moment to listen; the client retries within its connect timeout
-for _ in $(seq 1 50); do
-  if "$tools/duet-rpc-demo" call -c conf/gateway.yaml --certs "$certs" --name gateway-1 \
-       "${1:-hello from the gateway side}" 2>/tmp/duet-demo-call.$$; then
-    rm -f /tmp/duet-demo-call.$$
-    exit 0
+model=${DUET_MODEL:-}
+if [ -z "$model" ] && [ -f ../shared/models/stories260K.gguf ]; then
+  model=../shared/models/stories260K.gguf
+fi
+if [ -z "$model" ]; then
+  model="$build/demo-model.gguf"
+  vocab=$(ls ../shared/models/ggml-vocab-llama-spm.gguf 2>/dev/null || true)
+  if [ ! -f "$model" ]; then
+    if [ -z "$vocab" ]; then
+      echo "no model: set DUET_MODEL=/path/to/model.gguf (a llama, qwen2 or qwen3 GGUF)" >&2
+      exit 1
+    fi
+    "$tools/duet-mkmodel" --out "$model" --vocab-from "$vocab" --dim 256 --ffn 512 \
+      --layers 2 --heads 4 --kv-heads 2 --type q8_0 --quiet
   fi
-  kill -0 "$server" 2>/dev/null || { echo "the server stopped" >&2; exit 1; }
+  echo "note: no model configured, so this runs a synthetic model with random weights: its"
+  echo "answers are gibberish. Run a real one with DUET_MODEL=/path/to/model.gguf $0"
+fi
+
+wport=${DUET_WORKER_PORT:-7700}
+hport=${DUET_HTTP_PORT:-8080}
+key=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+logs="$build/demo-logs"
+mkdir -p "$logs"
+
+"$tools/duet-worker" -m "$model" --listen "tls+tcp://127.0.0.1:$wport" \
+  --certs "$certs" --name worker-1 2>"$logs/worker.log" &
+worker=$!
+"$tools/duet-gateway" --http "127.0.0.1:$hport" --worker "tls+tcp://127.0.0.1:$wport" \
+  --worker-name worker-1 --certs "$certs" --name gateway-1 --api-key "$key:me" \
+  2>"$logs/gateway.log" &
+gateway=$!
+trap 'kill "$gateway" "$worker" 2>/dev/null; wait "$gateway" "$worker" 2>/dev/null || true' EXIT
+
+# the gateway answers once it has seen the worker ready
+for _ in $(seq 1 300); do
+  kill -0 "$worker" 2>/dev/null || { echo "the worker stopped:" >&2; cat "$logs/worker.log" >&2; exit 1; }
+  kill -0 "$gateway" 2>/dev/null || { echo "the gateway stopped:" >&2; cat "$logs/gateway.log" >&2; exit 1; }
+  if exec 3<>"/dev/tcp/127.0.0.1/$hport" 2>/dev/null; then
+    printf 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+    if grep -q '"state":"ready"' <&3; then
+      exec 3<&-
+      break
+    fi
+    exec 3<&-
+  fi
   sleep 0.1
 done
-cat /tmp/duet-demo-call.$$ >&2
-rm -f /tmp/duet-demo-call.$$
-exit 1
+
+echo "worker: $model on tls+tcp://127.0.0.1:$wport; gateway: http://127.0.0.1:$hport" \
+  "(API key $key; logs in $logs)"
+export DUET_GATEWAY="http://127.0.0.1:$hport" DUET_API_KEY="$key"
+if [ -t 0 ] && [ -t 1 ]; then
+  "$tools/duet" chat
+else
+  "$tools/duet" -n 48 ask "${1:-Once upon a time, there was a little dog.}"
+fi
