@@ -63,7 +63,9 @@ void duet_breaker_failure(duet_breaker *b, uint64_t now_ns)
     b->failures++;
     bool trip = b->state == DUET_BREAKER_HALF_OPEN ||
                 (b->state == DUET_BREAKER_CLOSED && b->failures >= b->opt.failure_threshold);
-    if (trip) {
+    if (b->state == DUET_BREAKER_OPEN) {
+        b->opened_ns = now_ns; /* still failing (a health check saw it): the cooldown restarts */
+    } else if (trip) {
         b->state = DUET_BREAKER_OPEN;
         b->opened_ns = now_ns;
         b->probing = false;

@@ -1,6 +1,7 @@
 /* A circuit breaker per worker: after failure_threshold failures in a row the worker is
  * skipped (OPEN) for cooldown_ms; then one request may probe it (HALF_OPEN): success closes
- * the breaker, failure opens it for another cooldown. Keeps the gateway from sending every
+ * the breaker, failure opens it for another cooldown; a failure seen while open (a health
+ * check) restarts the cooldown. Keeps the gateway from sending every
  * request into a worker that is down or overloaded, while noticing when it comes back.
  *
  * Time is passed in (monotonic nanoseconds), so the logic is testable without sleeping.

@@ -84,3 +84,15 @@ Test(breaker, names_and_a_zero_threshold)
     cr_assert_eq(duet_breaker_state_at(&z, 1), DUET_BREAKER_OPEN, "0 means 1");
     duet_breaker_destroy(&z);
 }
+
+Test(breaker, a_failure_while_open_restarts_the_cooldown)
+{
+    uint64_t t = 5000 * MS;
+    for (int i = 0; i < 3; i++) {
+        duet_breaker_failure(&b, t);
+    }
+    duet_breaker_failure(&b, t + 800 * MS); /* a health check fails during the cooldown */
+    cr_assert_eq(duet_breaker_state_at(&b, t + 1500 * MS), DUET_BREAKER_OPEN);
+    cr_assert_eq(duet_breaker_state_at(&b, t + 1800 * MS), DUET_BREAKER_HALF_OPEN);
+    cr_assert_eq(b.times_opened, 1, "extending is not opening again");
+}

@@ -60,7 +60,7 @@ trap 'kill "$gateway" "$worker" 2>/dev/null; wait "$gateway" "$worker" 2>/dev/nu
 for _ in $(seq 1 300); do
   kill -0 "$worker" 2>/dev/null || { echo "the worker stopped:" >&2; cat "$logs/worker.log" >&2; exit 1; }
   kill -0 "$gateway" 2>/dev/null || { echo "the gateway stopped:" >&2; cat "$logs/gateway.log" >&2; exit 1; }
-  if exec 3<>"/dev/tcp/127.0.0.1/$hport" 2>/dev/null; then
+  if { exec 3<>"/dev/tcp/127.0.0.1/$hport"; } 2>/dev/null; then
     printf 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
     if grep -q '"state":"ready"' <&3; then
       exec 3<&-
