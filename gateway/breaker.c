@@ -74,6 +74,13 @@ void duet_breaker_failure(duet_breaker *b, uint64_t now_ns)
     pthread_mutex_unlock(&b->lock);
 }
 
+void duet_breaker_release_probe(duet_breaker *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->probing = false;
+    pthread_mutex_unlock(&b->lock);
+}
+
 duet_breaker_state duet_breaker_state_at(duet_breaker *b, uint64_t now_ns)
 {
     pthread_mutex_lock(&b->lock);

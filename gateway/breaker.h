@@ -45,6 +45,10 @@ bool duet_breaker_allow(duet_breaker *b, uint64_t now_ns);
 void duet_breaker_success(duet_breaker *b);
 void duet_breaker_failure(duet_breaker *b, uint64_t now_ns);
 
+/* An allowed request ended with no verdict (the worker was busy): when it was the
+ * half-open probe, the next request may probe instead. */
+void duet_breaker_release_probe(duet_breaker *b);
+
 /* The state as allow() would see it now, without taking the probe. */
 duet_breaker_state duet_breaker_state_at(duet_breaker *b, uint64_t now_ns);
 

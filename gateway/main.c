@@ -2,6 +2,7 @@
  * flags, connects to the workers and serves the OpenAI-compatible API until SIGINT or
  * SIGTERM. */
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -299,6 +300,9 @@ int main(int argc, char **argv)
     }
     duet_log_set_level((duet_log_level)cfg.log.level);
     signal(SIGPIPE, SIG_IGN); /* a client that hangs up is seen as a failed write */
+    /* NNG's task threads would each get a malloc arena of their own: the gateway's work is
+     * small, its memory should be too */
+    mallopt(M_ARENA_MAX, 2);
     rc = serve(&o, &cfg);
     duet_gateway_config_free(&cfg);
     return rc;

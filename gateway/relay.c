@@ -176,7 +176,12 @@ static void on_call_end(void *arg, const duet_status *st, const uint8_t *msg, si
     } else if (timed_out || retryable(st->code)) {
         char why[DUET_STATUS_MESSAGE_MAX + 64];
         snprintf(why, sizeof why, "%s", timed_out ? "no first token in time" : st->message);
-        duet_worker_pool_report(r->pool, a->worker, false, why);
+        if (st->code == DUET_RESOURCE_EXHAUSTED) {
+            /* busy is not broken: pass it over for this request, keep its breaker closed */
+            duet_worker_pool_note(r->pool, a->worker, why);
+        } else {
+            duet_worker_pool_report(r->pool, a->worker, false, why);
+        }
         /* a chat answer cut off mid-way continues elsewhere; anything else starts over only
          * when nothing was sent yet */
         bool can_continue = r->req->prompt_case == DUET__V1__GENERATE_REQUEST__PROMPT_CHAT;

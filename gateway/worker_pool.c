@@ -273,6 +273,18 @@ void duet_worker_pool_report(duet_worker_pool *p, int i, bool ok, const char *er
     pthread_mutex_unlock(&p->lock);
 }
 
+void duet_worker_pool_note(duet_worker_pool *p, int i, const char *why)
+{
+    if (i < 0 || (size_t)i >= p->n) {
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    set_error(&p->w[i], why);
+    pthread_mutex_unlock(&p->lock);
+    /* a half-open probe that met a full worker: let the next request probe again */
+    duet_breaker_release_probe(&p->w[i].breaker);
+}
+
 void duet_worker_pool_status(duet_worker_pool *p, int i, duet_worker_status *out)
 {
     if (i < 0 || (size_t)i >= p->n) {

@@ -70,6 +70,10 @@ duet_rpc_client *duet_worker_pool_client(duet_worker_pool *p, int i);
 /* The outcome of a request sent to worker i (error: why, for /health). */
 void duet_worker_pool_report(duet_worker_pool *p, int i, bool ok, const char *error);
 
+/* Records why worker i could not take a request (e.g. it was full) without counting it as
+ * a failure: an overloaded worker is passed over, not shut out. */
+void duet_worker_pool_note(duet_worker_pool *p, int i, const char *why);
+
 void duet_worker_pool_status(duet_worker_pool *p, int i, duet_worker_status *out);
 
 /* The tokenizer and context of the model served by the first worker that knows its model

@@ -332,3 +332,44 @@ Test(relay_slow, a_worker_too_slow_to_start_is_left_for_the_next)
     cr_assert_str_eq(s.last_error, "no first token in time");
     done(r, c);
 }
+
+/* The first worker takes one sequence and queues none. */
+static void start_small_first(void)
+{
+    test_make_temp_dir(conf_dir, sizeof conf_dir, "duet-relay-conf");
+    static char conf[700];
+    snprintf(conf, sizeof conf, "%s/small.yaml", conf_dir);
+    FILE *f = fopen(conf, "w");
+    fputs("scheduler:\n  max_running: 1\n  max_waiting: 0\n", f);
+    fclose(f);
+    start_with(conf);
+}
+
+TestSuite(relay_busy, .init = start_small_first, .fini = stop, .timeout = 120);
+
+Test(relay_busy, a_full_worker_is_passed_over_without_tripping_its_breaker)
+{
+    chat_request q1, q2;
+    make_chat(&q1, "Tell me a long story.", 1500);
+    collector *c1 = collector_new();
+    duet_relay *r1 = relay(&q1, c1, 0);
+    wait_tokens(c1, 5); /* the first worker is now full */
+    make_chat(&q2, "Tell me a story.", 8);
+    for (int i = 0; i < 3; i++) { /* more than the breaker's threshold of 1 */
+        collector *c2 = collector_new();
+        duet_relay *r2 = relay(&q2, c2, 0);
+        wait_end(c2);
+        cr_assert_eq(c2->res.status.code, DUET_OK, "%s", c2->res.status.message);
+        cr_assert_eq(c2->res.worker, 1, "the full worker is passed over");
+        cr_assert_eq(c2->res.attempts, 2);
+        done(r2, c2);
+    }
+    duet_worker_status s;
+    duet_worker_pool_status(pool, 0, &s);
+    cr_assert_eq(s.breaker, DUET_BREAKER_CLOSED, "busy is not broken: %s",
+                 duet_breaker_state_name(s.breaker));
+    cr_assert(strstr(s.last_error, "full"), "%s", s.last_error);
+    duet_relay_cancel(r1);
+    wait_end(c1);
+    done(r1, c1);
+}

@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "engine_bench.h"
+#include "gateway_bench.h"
 #include "rpc_bench.h"
 #include "worker_bench.h"
 
@@ -15,6 +16,7 @@ static void usage(FILE *to)
                 "  rpc     RPC round-trip latency and stream throughput, tls+tcp and tcp\n"
                 "  engine  model load time, prefill and decode tokens/s on a GGUF\n"
                 "  worker  aggregate tokens/s and time to first token of a running worker\n"
+                "  gateway concurrent HTTP clients against a running gateway\n"
                 "\n"
                 "`duet-bench COMMAND --help` lists a command's options.\n");
 }
@@ -32,6 +34,9 @@ int main(int argc, char **argv)
             duet_log_set_level(DUET_LOG_ERROR); /* the insecure-transport warning is expected */
         }
         return bench_rpc_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "gateway") == 0) {
+        return bench_gateway_main(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "worker") == 0) {
         return bench_worker_main(argc - 1, argv + 1);

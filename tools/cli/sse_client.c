@@ -208,8 +208,17 @@ duet_code duet_cli_chat(const char *gateway_url, const char *api_key, const char
                      "%s\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                      host, api_key ? api_key : "", strlen(body));
-    if (n <= 0 || (size_t)n >= sizeof head || !write_all(fd, head, (size_t)n) ||
-        !write_all(fd, body, strlen(body))) {
+    /* one write for head and body: two small writes meet Nagle and delayed ACKs */
+    size_t body_len = strlen(body);
+    char *req = n > 0 && (size_t)n < sizeof head ? malloc((size_t)n + body_len) : NULL;
+    bool sent = false;
+    if (req) {
+        memcpy(req, head, (size_t)n);
+        memcpy(req + n, body, body_len);
+        sent = write_all(fd, req, (size_t)n + body_len);
+        free(req);
+    }
+    if (!sent) {
         close(fd);
         return duet_status_set(st, DUET_UNAVAILABLE, "the gateway at %s closed the connection",
                                gateway_url);
