@@ -69,12 +69,14 @@ static const char *const statement_sql[Q_COUNT] = {
     [Q_INSERT_SESSION] = "INSERT INTO sessions (id, user, title, system_prompt, summary_upto,"
                          " created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
     [Q_COUNT_SESSIONS] = "SELECT COUNT(*) FROM sessions WHERE user = ?1",
+    /* Seqs are gapless, so MAX(seq) is the message count, found in the primary key's index
+     * without counting rows. */
     [Q_LIST] = "SELECT id, title, created_ms, updated_ms,"
-               " (SELECT COUNT(*) FROM messages WHERE session_id = sessions.id)"
+               " (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = sessions.id)"
                " FROM sessions WHERE user = ?1"
                " ORDER BY updated_ms DESC, rowid DESC LIMIT ?2 OFFSET ?3",
     [Q_GET] = "SELECT id, title, system_prompt, summary, summary_upto, created_ms, updated_ms,"
-              " (SELECT COUNT(*) FROM messages WHERE session_id = sessions.id)"
+              " (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = sessions.id)"
               " FROM sessions WHERE id = ?1 AND user = ?2",
     [Q_MESSAGES] = "SELECT seq, role, content, partial, created_ms, tokens FROM messages"
                    " WHERE session_id = ?1 AND seq > ?2 ORDER BY seq",
@@ -536,6 +538,13 @@ duet_code duet_session_store_open(const char *path, duet_session_store **out, du
     *out = NULL;
     if (!path || !*path) {
         return duet_status_set(st, DUET_INVALID_ARGUMENT, "the session store path is empty");
+    }
+    if (!sqlite3_threadsafe()) {
+        /* Our mutex serializes calls, but a single-thread build may not be used from
+         * several threads at all. */
+        return duet_status_set(st, DUET_FAILED_PRECONDITION,
+                               "this SQLite was built single-threaded; the session store needs "
+                               "one built with SQLITE_THREADSAFE >= 1");
     }
     duet_session_store *s = calloc(1, sizeof *s);
     if (!s) {

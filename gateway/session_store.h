@@ -94,7 +94,8 @@ typedef struct {
  * a private in-memory store, for tests). Errors name the path: DATA_LOSS when the file is
  * not a SQLite database or is corrupt, FAILED_PRECONDITION when it holds a newer schema
  * version than this gateway knows or some other application's tables, NOT_FOUND or
- * PERMISSION_DENIED when it cannot be opened. The file is never modified on error. */
+ * PERMISSION_DENIED when it cannot be opened. A file refused as not a database, newer, or
+ * another application's is left exactly as it was. */
 duet_code duet_session_store_open(const char *path, duet_session_store **out, duet_status *st);
 
 /* Closes the store (NULL is fine). No call may be running or follow. */
