@@ -61,14 +61,18 @@ duet_code duet_admission_new(const duet_admission_limits *per_user,
     a->overall = *overall;
     a->clock = clock ? clock : duet_clock_monotonic_ns;
     a->clock_arg = clock_arg;
+    /* per-user limits checked once, up front, with a pair made and dropped */
     bucket_pair probe;
-    if (make_pair(a, per_user, &probe, st) != DUET_OK ||
-        make_pair(a, overall, &a->all, st) != DUET_OK) {
+    if (make_pair(a, per_user, &probe, st) != DUET_OK) {
         free(a);
         return st->code;
     }
-    duet_bucket_free(probe.requests); /* per-user limits checked once, up front */
+    duet_bucket_free(probe.requests);
     duet_bucket_free(probe.tokens);
+    if (make_pair(a, overall, &a->all, st) != DUET_OK) {
+        free(a);
+        return st->code;
+    }
     pthread_mutex_init(&a->lock, NULL);
     *out = a;
     return DUET_OK;

@@ -191,7 +191,7 @@ Test(bucket, backwards_clock_gives_nothing)
 
 /* 10^7 irregular steps over 30 simulated days, taking whole tokens as soon as they are
  * there: everything granted must add up to burst + rate * T, to within one token. */
-Test(bucket, no_drift_over_a_month_of_small_steps, .timeout = 120)
+Test(bucket, no_drift_over_a_month_of_small_steps)
 {
     const double rate = 7.3, burst = 5;
     const uint64_t steps = 10000000;

@@ -542,7 +542,7 @@ static int dial(const char *url, nng_tls_config *cfg, nng_socket *sock)
     return nng_dialer_start(d, 0);
 }
 
-Test(certs, nodes_talk_over_mutual_tls, .timeout = 60)
+Test(certs, nodes_talk_over_mutual_tls)
 {
     init_lab();
     cr_assert_eq(RUN("issue", lab, "worker-1", "--ip", "127.0.0.1"), 0);

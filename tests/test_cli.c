@@ -48,7 +48,7 @@ static void stop(void)
     test_remove_dir(lab);
 }
 
-TestSuite(cli, .init = start, .fini = stop, .timeout = 120);
+TestSuite(cli, .init = start, .fini = stop);
 
 Test(cli, ask_streams_an_answer)
 {

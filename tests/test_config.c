@@ -954,7 +954,7 @@ static char *read_source(const char *relative)
     return text;
 }
 
-Test(config, every_prefix_of_a_valid_file_is_handled, .timeout = 120)
+Test(config, every_prefix_of_a_valid_file_is_handled)
 {
     const char *generic = "title: t\noffset: -3\ncount: 5\nratio: 0.75\nflag: false\n"
                           "color: red\ntags: [a, b]\nitems:\n  - name: n\n    tags:\n      - x\n"
@@ -1031,7 +1031,7 @@ static uint64_t rng_next(void)
     return rng_state;
 }
 
-Test(config, random_corruption_never_crashes_or_leaks, .timeout = 120)
+Test(config, random_corruption_never_crashes_or_leaks)
 {
     static const char alphabet[] = ":-[]{}#&*!|>'\"%@`,? \n\t~0123456789abcxyz.\\\xc3\xff";
     char *sources[] = {read_source("conf/worker.yaml"), read_source("conf/gateway.yaml")};

@@ -68,7 +68,7 @@ static const uint32_t stories_expected[64] = {
     328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338, 391, 266, 267,
     337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13,  438, 310};
 
-Test(engine, stories260k_greedy_matches_reference, .timeout = 120)
+Test(engine, stories260k_greedy_matches_reference)
 {
     char path[1024];
     model_path(path, sizeof path, "stories260K.gguf");
@@ -88,7 +88,7 @@ Test(engine, stories260k_greedy_matches_reference, .timeout = 120)
     duet_model_free(m);
 }
 
-Test(engine, batched_prefill_equals_token_by_token, .timeout = 120)
+Test(engine, batched_prefill_equals_token_by_token)
 {
     char path[1024];
     model_path(path, sizeof path, "stories260K.gguf");
@@ -195,7 +195,7 @@ static void synthetic_decodes(const char *type, const char *arch)
     test_remove_dir(dir);
 }
 
-Test(engine, every_type_end_to_end, .timeout = 240)
+Test(engine, every_type_end_to_end)
 {
     const char *types[] = {"F32",  "F16",  "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
                            "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
@@ -204,7 +204,7 @@ Test(engine, every_type_end_to_end, .timeout = 240)
     }
 }
 
-Test(engine, qwen2_and_qwen3_architectures, .timeout = 120)
+Test(engine, qwen2_and_qwen3_architectures)
 {
     synthetic_decodes("Q8_0", "qwen2");
     synthetic_decodes("Q4_K", "qwen3");

@@ -63,7 +63,7 @@ static void stop(void)
     test_remove_dir(lab);
 }
 
-TestSuite(gateway, .init = start, .fini = stop, .timeout = 120);
+TestSuite(gateway, .init = start, .fini = stop);
 
 static int post(const char *key, const char *body, char *out, size_t cap)
 {

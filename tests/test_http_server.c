@@ -109,7 +109,7 @@ static void teardown(void)
     duet_http_server_free(srv);
 }
 
-TestSuite(http, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(http, .init = setup, .fini = teardown);
 
 static int connect_to_server(void)
 {

@@ -295,7 +295,7 @@ static void greedy_paged(duet_model *m, uint32_t page_tokens, uint32_t *out, uin
     duet_engine_free(e);
 }
 
-Test(kv_cache, engine_decodes_the_same_with_tiny_and_big_pages, .timeout = 120)
+Test(kv_cache, engine_decodes_the_same_with_tiny_and_big_pages)
 {
     duet_model *m = load_stories();
     uint32_t n_vocab = m->hp.n_vocab;
@@ -320,7 +320,7 @@ Test(kv_cache, engine_decodes_the_same_with_tiny_and_big_pages, .timeout = 120)
     duet_model_free(m);
 }
 
-Test(kv_cache, a_step_the_pool_cannot_hold_fails_before_changing_anything, .timeout = 60)
+Test(kv_cache, a_step_the_pool_cannot_hold_fails_before_changing_anything)
 {
     duet_model *m = load_stories();
     uint32_t n_vocab = m->hp.n_vocab;
@@ -390,7 +390,7 @@ static void turn(duet_engine *e, duet_kv_cache *kv, const uint32_t *prompt, uint
     }
 }
 
-Test(session_cache, the_next_turn_reuses_the_common_prefix, .timeout = 120)
+Test(session_cache, the_next_turn_reuses_the_common_prefix)
 {
     duet_model *m = load_stories();
     uint32_t n_vocab = m->hp.n_vocab;
@@ -461,7 +461,7 @@ Test(session_cache, the_next_turn_reuses_the_common_prefix, .timeout = 120)
     duet_model_free(m);
 }
 
-Test(session_cache, sessions_never_see_each_others_cache, .timeout = 60)
+Test(session_cache, sessions_never_see_each_others_cache)
 {
     duet_model *m = load_stories();
     uint32_t n_vocab = m->hp.n_vocab;
@@ -570,7 +570,7 @@ Test(session_cache, idle_sessions_are_evicted_least_recently_used_first)
     duet_model_free(m);
 }
 
-Test(session_cache, a_busy_session_is_never_evicted, .timeout = 60)
+Test(session_cache, a_busy_session_is_never_evicted)
 {
     duet_model *m = load_stories();
     uint32_t kv_dim = m->hp.n_head_kv * m->hp.head_dim, n_layer = m->hp.n_layer;
@@ -689,7 +689,7 @@ Test(kv_cache, q8_0_needs_heads_of_a_multiple_of_32)
 /* A synthetic model with 64-value heads, run with an F16 and a Q8_0 cache: the Q8_0 pages
  * take 17/32 of the memory and the logits stay close (8-bit blocks keep about 2 decimal
  * digits of each key and value). */
-Test(kv_cache, q8_0_cache_is_smaller_and_close_to_f16, .timeout = 60)
+Test(kv_cache, q8_0_cache_is_smaller_and_close_to_f16)
 {
     char vocab[1024], dir[256], out[512];
     const char *models = getenv("DUET_TEST_MODELS");

@@ -193,7 +193,7 @@ static double seconds_since(uint64_t t0)
     return (double)(duet_now_ns() - t0) / 1e9;
 }
 
-Test(loader, progress_grows_monotonically_to_ready, .timeout = 20)
+Test(loader, progress_grows_monotonically_to_ready)
 {
     fixture fx;
     make_model(&fx, LAYOUT_CONTIGUOUS);
@@ -274,7 +274,7 @@ static void *wait_thread(void *arg)
     return NULL;
 }
 
-Test(loader, layer0_is_usable_before_the_last_layer, .timeout = 20)
+Test(loader, layer0_is_usable_before_the_last_layer)
 {
     fixture fx;
     make_model(&fx, LAYOUT_CONTIGUOUS);
@@ -337,7 +337,7 @@ Test(loader, layer0_is_usable_before_the_last_layer, .timeout = 20)
     drop_model(&fx);
 }
 
-Test(loader, cancel_wakes_waiters_and_free_is_prompt, .timeout = 20)
+Test(loader, cancel_wakes_waiters_and_free_is_prompt)
 {
     fixture fx;
     make_model(&fx, LAYOUT_CONTIGUOUS);
@@ -401,7 +401,7 @@ static bool populate_read_works(void)
 #endif
 }
 
-Test(loader, truncated_file_fails_the_load_and_its_waiters, .timeout = 20)
+Test(loader, truncated_file_fails_the_load_and_its_waiters)
 {
     if (!populate_read_works()) {
         cr_skip_test("MADV_POPULATE_READ unavailable: reading a truncated mapping would SIGBUS");
@@ -445,7 +445,7 @@ static void drop_ipc_lock(void)
 #endif
 #endif
 
-Test(loader, failed_mlock_is_a_warning, .timeout = 20)
+Test(loader, failed_mlock_is_a_warning)
 {
 #ifdef UNDER_ASAN
     cr_skip_test("AddressSanitizer makes mlock succeed without locking");

@@ -20,7 +20,7 @@ static void find_model(void)
     fclose(f);
 }
 
-TestSuite(oneshot, .init = find_model, .timeout = 120);
+TestSuite(oneshot, .init = find_model);
 
 Test(oneshot, greedy_text_from_bos)
 {

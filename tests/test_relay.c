@@ -97,7 +97,7 @@ static void stop(void)
     }
 }
 
-TestSuite(relay, .init = start, .fini = stop, .timeout = 120);
+TestSuite(relay, .init = start, .fini = stop);
 
 /* ---- a collecting sink ---- */
 
@@ -314,7 +314,7 @@ static void start_slow_first(void)
     start_with(conf);
 }
 
-TestSuite(relay_slow, .init = start_slow_first, .fini = stop, .timeout = 120);
+TestSuite(relay_slow, .init = start_slow_first, .fini = stop);
 
 Test(relay_slow, a_worker_too_slow_to_start_is_left_for_the_next)
 {
@@ -345,7 +345,7 @@ static void start_small_first(void)
     start_with(conf);
 }
 
-TestSuite(relay_busy, .init = start_small_first, .fini = stop, .timeout = 120);
+TestSuite(relay_busy, .init = start_small_first, .fini = stop);
 
 Test(relay_busy, a_full_worker_is_passed_over_without_tripping_its_breaker)
 {

@@ -182,7 +182,7 @@ static void teardown(void)
     test_remove_dir(lab);
 }
 
-TestSuite(rpc, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(rpc, .init = setup, .fini = teardown);
 
 Test(rpc, unary_echo)
 {

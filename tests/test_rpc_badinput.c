@@ -51,7 +51,7 @@ static void teardown(void)
     duet_rpc_server_free(server);
 }
 
-TestSuite(badinput, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(badinput, .init = setup, .fini = teardown);
 
 static void assert_good_client_still_served(void)
 {

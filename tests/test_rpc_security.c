@@ -85,7 +85,7 @@ static void teardown(void)
     test_remove_dir(rogue);
 }
 
-TestSuite(security, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(security, .init = setup, .fini = teardown);
 
 static void assert_good_client_served(void)
 {

@@ -530,7 +530,7 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-Test(sampler, large_vocabulary_top_k, .timeout = 120)
+Test(sampler, large_vocabulary_top_k)
 {
     float *logits = malloc(BIG * sizeof *logits);
     float *sorted = malloc(BIG * sizeof *sorted);
@@ -558,7 +558,7 @@ Test(sampler, large_vocabulary_top_k, .timeout = 120)
     free(sorted);
 }
 
-Test(sampler, large_vocabulary_top_p_without_top_k, .timeout = 120)
+Test(sampler, large_vocabulary_top_p_without_top_k)
 {
     /* weights exp(-0.005 r) by rank r in a shuffled order: the 0.95 nucleus is ~600
      * tokens, more than the first partial sort takes */

@@ -656,7 +656,7 @@ static bool read_ack(int fd, ack *a)
 #define ACKS_BEFORE_KILL 45
 #define MAX_ACKS 4096
 
-Test(session_store, acknowledged_writes_survive_kill_9, .timeout = 30)
+Test(session_store, acknowledged_writes_survive_kill_9)
 {
     char id[DUET_SESSION_ID_SIZE];
     create("alice", "crash test", NULL, id);

@@ -1221,7 +1221,7 @@ static char *prompt_4k(size_t *len)
 #define SPEED_LIMIT_MS 1.0
 #endif
 
-Test(speed, four_kb_prompt_on_large_vocabularies, .timeout = 120)
+Test(speed, four_kb_prompt_on_large_vocabularies)
 {
     size_t len;
     char *text = prompt_4k(&len);

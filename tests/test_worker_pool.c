@@ -38,7 +38,7 @@ static void stop(void)
     test_remove_dir(lab);
 }
 
-TestSuite(worker_pool, .init = start, .fini = stop, .timeout = 120);
+TestSuite(worker_pool, .init = start, .fini = stop);
 
 static duet_worker_pool *pool_for(const char *live_url, const char *dead_url)
 {

@@ -96,7 +96,7 @@ static void expect_clean_exit(void)
     free(err);
 }
 
-TestSuite(worker_service, .init = start_worker, .fini = stop_worker, .timeout = 120);
+TestSuite(worker_service, .init = start_worker, .fini = stop_worker);
 
 /* A unary call; returns the status code, *resp (free it) on success. */
 static duet_code call(const char *method, const ProtobufCMessage *req, uint8_t **resp, size_t *len,
@@ -624,7 +624,7 @@ static void stop_small_worker(void)
     test_remove_dir(dir);
 }
 
-TestSuite(admission, .init = start_small_worker, .fini = stop_small_worker, .timeout = 120);
+TestSuite(admission, .init = start_small_worker, .fini = stop_small_worker);
 
 Test(admission, over_the_limits_is_resource_exhausted_at_once)
 {
@@ -789,7 +789,7 @@ static void stop_slow_worker(void)
     test_remove_dir(slow_conf);
 }
 
-TestSuite(staged, .init = start_slow_worker, .fini = stop_slow_worker, .timeout = 120);
+TestSuite(staged, .init = start_slow_worker, .fini = stop_slow_worker);
 
 Test(staged, health_reports_loading_then_ready_and_generate_waits_for_layers)
 {
