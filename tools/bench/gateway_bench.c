@@ -168,17 +168,9 @@ int bench_gateway_main(int argc, char **argv)
         case O_KEY:
             o.key = optarg;
             break;
-        case O_CLIENTS: {
-            o.n_counts = 0;
-            char *copy = strdup(optarg), *save = NULL;
-            for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; ok && tok;
-                 tok = strtok_r(NULL, ",", &save)) {
-                ok = o.n_counts < 16 && duet_parse_u32(tok, 1, 1024, &o.clients[o.n_counts++]);
-            }
-            free(copy);
-            ok = ok && o.n_counts > 0;
+        case O_CLIENTS:
+            ok = duet_parse_u32_list(optarg, 1, 1024, o.clients, 16, &o.n_counts);
             break;
-        }
         case 'n':
             ok = duet_parse_u32(optarg, 1, 100000, &o.gen);
             break;

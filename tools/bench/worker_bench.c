@@ -304,23 +304,9 @@ static uint32_t vocab_size(duet_rpc_client *c, duet_status *st)
     return v;
 }
 
-static bool parse_counts(const char *s, worker_bench_opts *o)
-{
-    o->n_counts = 0;
-    char *copy = strdup(s), *save = NULL;
-    bool ok = copy != NULL;
-    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; ok && tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        ok = o->n_counts < 16 && duet_parse_u32(tok, 1, MAX_STREAMS, &o->streams[o->n_counts++]);
-    }
-    free(copy);
-    return ok && o->n_counts > 0;
-}
-
 int bench_worker_main(int argc, char **argv)
 {
-    worker_bench_opts o = {.gen = 64, .prompt = 32};
-    parse_counts("1,2,4,8", &o);
+    worker_bench_opts o = {.gen = 64, .prompt = 32, .streams = {1, 2, 4, 8}, .n_counts = 4};
     enum { O_CONNECT = 256, O_SERVER, O_CERTS, O_NAME, O_INSECURE, O_STREAMS, O_REUSE, O_JSON };
     static const struct option longopts[] = {{"connect", required_argument, NULL, O_CONNECT},
                                              {"server-name", required_argument, NULL, O_SERVER},
@@ -355,7 +341,7 @@ int bench_worker_main(int argc, char **argv)
             o.insecure = true;
             break;
         case O_STREAMS:
-            ok = parse_counts(optarg, &o);
+            ok = duet_parse_u32_list(optarg, 1, MAX_STREAMS, o.streams, 16, &o.n_counts);
             break;
         case 'n':
             ok = duet_parse_u32(optarg, 1, 100000, &o.gen);

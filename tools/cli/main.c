@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_number.h"
 #include "sse_client.h"
 
 #define MAX_QUESTION_BYTES (1u << 20)
@@ -255,9 +256,7 @@ int main(int argc, char **argv)
             o.system = optarg;
             break;
         case 'n': {
-            char *end;
-            o.max_tokens = strtol(optarg, &end, 10);
-            if (*end || o.max_tokens < 1 || o.max_tokens > 1000000) {
+            if (!duet_parse_long(optarg, 1, 1000000, &o.max_tokens)) {
                 fprintf(stderr, "duet: --max-tokens wants a number 1..1000000, not \"%s\"\n",
                         optarg);
                 return 2;
