@@ -10,8 +10,15 @@ packages=(
   libyaml-dev libzstd-dev
   libcriterion-dev
   libjansson-dev libsqlite3-dev libedit-dev
-  libpcre2-dev
+  libpcre2-dev libcurl4-openssl-dev
+  chromium chromium-driver
 )
+
+# Node.js and npm run the tests' OpenAI and browser clients; a machine that already has
+# them (from any source) keeps its own.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

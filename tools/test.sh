@@ -21,6 +21,14 @@ export DUET_LOG=${DUET_LOG:-error}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# The official openai package, for the OpenAI-compatibility suite: installed exactly as
+# tests/node/package-lock.json pins it, again only when the lock changed.
+if [[ ! -f tests/node/node_modules/.package-lock.json ||
+      tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]]; then
+  echo "== installing the tests' Node.js packages"
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+fi
+
 run_tree() {
   local dir=$1; shift
   echo "== building $dir ($*)"
