@@ -8,16 +8,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_reply.h"
 #include "chat_template.h"
 #include "duet.pb-c.h"
 #include "log.h"
 #include "openai_request.h"
 #include "openai_response.h"
+#include "summary_prompt.h"
 #include "trim.h"
 
 struct duet_chat_api {
     duet_chat_api_options o;
-    duet_api_key *keys;
     atomic_uint active;
     atomic_bool draining;
     /* for /metrics */
@@ -39,69 +40,14 @@ static void count_status(duet_chat_api *api, int status)
     atomic_fetch_add(&api->answered[i], 1);
 }
 
-static void reply_json(duet_http_exchange *x, int status, char *json, const char *const *headers)
-{
-    static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
-                              "\"param\":null,\"code\":null}}";
-    if (json) {
-        duet_http_reply(x, (uint16_t)status, "application/json", json, strlen(json), headers);
-    } else {
-        duet_http_reply(x, 500, "application/json", oom, sizeof oom - 1, NULL);
-    }
-    free(json);
-}
-
-static void retry_after_header(uint64_t ms, char *buf, size_t cap)
-{
-    uint64_t s = ms == UINT64_MAX ? 60 : (ms + 999) / 1000;
-    snprintf(buf, cap, "%llu", (unsigned long long)(s ? s : 1));
-}
-
-/* An OpenAI-style error; 429 and 503 carry Retry-After. */
-static void reply_error(duet_http_exchange *x, duet_code code, const char *message,
-                        const char *param, uint64_t retry_ms)
-{
-    duet_openai_error_kind kind = duet_openai_error_kind_of(code);
-    char retry[32];
-    const char *headers[] = {"Retry-After", retry, NULL};
-    bool with_retry = kind.http_status == 429 || kind.http_status == 503;
-    if (with_retry) {
-        retry_after_header(retry_ms, retry, sizeof retry);
-    }
-    reply_json(x, kind.http_status,
-               duet_openai_error_json(code, message, param && param[0] ? param : NULL, NULL),
-               with_retry ? headers : NULL);
-}
-
 /* An error answer to a chat request, counted for /metrics. */
 static void chat_error(duet_chat_api *api, duet_http_exchange *x, duet_code code,
                        const char *message, const char *param, uint64_t retry_ms)
 {
-    count_status(api, duet_openai_error_kind_of(code).http_status);
-    reply_error(x, code, message, param, retry_ms);
-}
-
-/* The user the request's API key signs in, or NULL. */
-static const char *sign_in(duet_chat_api *api, duet_http_exchange *x)
-{
-    const char *auth = duet_http_header(x, "Authorization");
-    if (!auth || strncmp(auth, "Bearer ", 7) != 0) {
-        return NULL;
-    }
-    const char *key = auth + 7;
-    for (size_t i = 0; i < api->o.n_keys; i++) {
-        /* every byte compared, so the time taken says nothing about a near miss */
-        const char *want = api->keys[i].key;
-        size_t lw = strlen(want), lk = strlen(key);
-        unsigned diff = (unsigned)(lw ^ lk);
-        for (size_t j = 0; j < lw; j++) {
-            diff |= (unsigned)(want[j] ^ (j < lk ? key[j] : 0));
-        }
-        if (diff == 0) {
-            return api->keys[i].user;
-        }
-    }
-    return NULL;
+    const char *reason = code == DUET_NOT_FOUND ? "session_not_found"
+                         : code == DUET_ABORTED ? "session_busy"
+                                                : NULL;
+    count_status(api, duet_api_reply_error(x, code, message, param, reason, retry_ms));
 }
 
 /* The model as the workers serve it: tokenizer, context, template and name. */
@@ -130,154 +76,7 @@ static bool served(duet_chat_api *api, served_model *m)
     return true;
 }
 
-/* ---- one answer ---- */
-
-typedef struct {
-    duet_chat_api *api;
-    atomic_int refs; /* the handler's, the relay's (until on_end), the cancel timer's */
-    pthread_mutex_t lock;
-    duet_http_exchange *x;    /* whole answers: replied to at the end */
-    duet_http_stream *stream; /* streamed answers */
-    duet_relay *relay;
-    char id[DUET_OPENAI_ID_LEN + 1];
-    char model[128];
-    duet_openai_answer a;
-    duet_openai_extension ext;
-    char *text; /* whole answers: the text so far */
-    size_t len, cap;
-    bool cancel_armed, cancel_wanted;
-    duet_timer_entry cancel_timer;
-} answer;
-
-static void answer_unref(answer *an)
-{
-    if (atomic_fetch_sub(&an->refs, 1) != 1) {
-        return;
-    }
-    duet_relay_release(an->relay);
-    atomic_fetch_sub(&an->api->active, 1);
-    pthread_mutex_destroy(&an->lock);
-    free(an->text);
-    free(an);
-}
-
-/* Runs on the timer thread: cancelling from inside the relay's own callback would end the
- * answer under our feet. */
-static void cancel_later(void *arg)
-{
-    answer *an = arg;
-    pthread_mutex_lock(&an->lock);
-    duet_relay *r = an->relay;
-    an->cancel_wanted = r == NULL;
-    pthread_mutex_unlock(&an->lock);
-    if (r) {
-        duet_relay_cancel(r);
-    }
-    answer_unref(an);
-}
-
-static void stream_event(answer *an, char *event)
-{
-    if (!event) {
-        return;
-    }
-    duet_code rc = duet_http_stream_write(an->stream, event, strlen(event));
-    free(event);
-    if (rc == DUET_UNAVAILABLE) {
-        pthread_mutex_lock(&an->lock);
-        bool arm = !an->cancel_armed;
-        an->cancel_armed = true;
-        pthread_mutex_unlock(&an->lock);
-        if (arm) {
-            atomic_fetch_add(&an->refs, 1);
-            duet_timer_arm(an->api->o.timer, &an->cancel_timer, duet_now_ns(), cancel_later, an);
-        }
-    }
-}
-
-static void on_text(void *arg, const char *text, size_t len, uint32_t tokens)
-{
-    (void)tokens;
-    answer *an = arg;
-    if (len == 0) {
-        return; /* a token whose text is held back (part of a character, a stop string) */
-    }
-    if (an->stream) {
-        stream_event(an, duet_openai_content_chunk(&an->a, text, len));
-        return;
-    }
-    pthread_mutex_lock(&an->lock);
-    if (an->len + len + 1 > an->cap) {
-        size_t cap = (an->len + len + 1) * 2;
-        char *p = realloc(an->text, cap);
-        if (p) {
-            an->text = p;
-            an->cap = cap;
-        }
-    }
-    if (an->len + len + 1 <= an->cap) {
-        memcpy(an->text + an->len, text, len);
-        an->len += len;
-        an->text[an->len] = '\0';
-    }
-    pthread_mutex_unlock(&an->lock);
-}
-
-static void on_end(void *arg, const duet_relay_result *r)
-{
-    answer *an = arg;
-    duet_openai_finish finish = r->finish_reason == DUET__V1__FINISH_REASON__FINISH_REASON_LENGTH
-                                    ? DUET_OPENAI_FINISH_LENGTH
-                                    : DUET_OPENAI_FINISH_STOP;
-    duet_openai_usage usage = {.prompt_tokens = r->prompt_tokens,
-                               .cached_prompt_tokens = r->cached_prompt_tokens,
-                               .completion_tokens = r->completion_tokens};
-    if (r->status.code != DUET_OK) {
-        duet_log_info("answer %s failed after %u attempts: %s", an->id, r->attempts,
-                      r->status.message);
-    }
-    atomic_fetch_add(&an->api->completion_tokens, r->completion_tokens);
-    atomic_fetch_add(&an->api->prompt_tokens, r->prompt_tokens);
-    if (r->attempts > 1) {
-        atomic_fetch_add(&an->api->failovers, r->attempts - 1);
-    }
-    if (an->stream) {
-        if (r->status.code == DUET_OK) {
-            stream_event(an, duet_openai_finish_chunk(&an->a, finish));
-            if (an->a.include_usage) {
-                stream_event(an, duet_openai_usage_chunk(&an->a, &usage));
-            }
-        } else {
-            char *err = duet_openai_error_json(r->status.code, r->status.message, NULL, NULL);
-            stream_event(an, err ? duet_openai_sse_event(err) : NULL);
-            free(err);
-        }
-        duet_http_stream_write(an->stream, DUET_OPENAI_SSE_DONE, strlen(DUET_OPENAI_SSE_DONE));
-        duet_http_stream_end(an->stream);
-        an->stream = NULL;
-    } else if (r->status.code == DUET_OK) {
-        char dropped[16];
-        snprintf(dropped, sizeof dropped, "%u", an->ext.dropped_messages);
-        const char *headers[] = {"X-Duet-Trimmed", dropped, NULL};
-        count_status(an->api, 200);
-        reply_json(an->x, 200,
-                   duet_openai_completion_json(&an->a, an->text ? an->text : "", an->len, finish,
-                                               &usage, &an->ext),
-                   headers);
-    } else {
-        chat_error(an->api, an->x, r->status.code, r->status.message, NULL, 5000);
-    }
-    answer_unref(an);
-}
-
-/* ---- POST /v1/chat/completions ---- */
-
-static duet_chat_role role_of(duet_openai_role r)
-{
-    return r == DUET_OPENAI_ROLE_SYSTEM ? DUET_ROLE_SYSTEM
-           : r == DUET_OPENAI_ROLE_USER ? DUET_ROLE_USER
-                                        : DUET_ROLE_ASSISTANT;
-}
+/* ---- the worker's request ---- */
 
 static Duet__V1__Role proto_role(duet_chat_role r)
 {
@@ -286,7 +85,7 @@ static Duet__V1__Role proto_role(duet_chat_role r)
                                  : DUET__V1__ROLE__ROLE_ASSISTANT;
 }
 
-/* The worker's request: the kept messages and the sampling asked for. */
+/* The kept messages and the sampling asked for. */
 typedef struct {
     Duet__V1__GenerateRequest req;
     Duet__V1__ChatPrompt chat;
@@ -295,22 +94,36 @@ typedef struct {
     Duet__V1__SamplingParams sp;
 } worker_request;
 
-static bool build_request(worker_request *w, const duet_openai_request *in,
-                          const duet_chat_message *kept, size_t n)
+static void free_request(worker_request *w)
 {
+    free(w->msgs);
+    free(w->ptrs);
+}
+
+/* The messages of conv that trim keeps, as the worker's request with in's sampling. */
+static bool build_request(worker_request *w, const duet_openai_request *in,
+                          const duet_chat_message *conv, size_t n_conv, const duet_trim_result *t)
+{
+    memset(w, 0, sizeof *w);
     duet__v1__generate_request__init(&w->req);
     duet__v1__chat_prompt__init(&w->chat);
     duet__v1__sampling_params__init(&w->sp);
+    size_t n = t->n_system + n_conv - t->first_kept;
     w->msgs = calloc(n, sizeof *w->msgs);
     w->ptrs = calloc(n, sizeof *w->ptrs);
     if (!w->msgs || !w->ptrs) {
+        free_request(w);
         return false;
     }
-    for (size_t i = 0; i < n; i++) {
-        duet__v1__chat_message__init(&w->msgs[i]);
-        w->msgs[i].role = proto_role(kept[i].role);
-        w->msgs[i].content = (char *)kept[i].content;
-        w->ptrs[i] = &w->msgs[i];
+    for (size_t i = 0, k = 0; i < n_conv; i++) {
+        if (i >= t->n_system && i < t->first_kept) {
+            continue;
+        }
+        duet__v1__chat_message__init(&w->msgs[k]);
+        w->msgs[k].role = proto_role(conv[i].role);
+        w->msgs[k].content = (char *)conv[i].content;
+        w->ptrs[k] = &w->msgs[k];
+        k++;
     }
     w->chat.messages = w->ptrs;
     w->chat.n_messages = n;
@@ -358,124 +171,254 @@ static bool build_request(worker_request *w, const duet_openai_request *in,
     }
     w->req.stop = (char **)in->stop;
     w->req.n_stop = in->n_stop;
-    if (in->session_id) {
-        w->req.session_id = in->session_id;
-    }
     return true;
 }
 
-static void chat_completions(duet_http_exchange *x, void *arg)
+/* ---- one answer ---- */
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+} text_buf;
+
+/* Appends (NUL-terminated after); false when memory runs out (the text stays as it was). */
+static bool text_append(text_buf *b, const char *text, size_t len)
 {
-    duet_chat_api *api = arg;
-    const char *user = sign_in(api, x);
-    if (!user) {
-        chat_error(api, x, DUET_UNAUTHENTICATED,
-                   "a valid API key is needed: send \"Authorization: Bearer KEY\"", NULL, 0);
-        return;
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = (b->len + len + 1) * 2;
+        char *p = realloc(b->text, cap);
+        if (!p) {
+            return false;
+        }
+        b->text = p;
+        b->cap = cap;
     }
-    if (atomic_load(&api->draining)) {
-        chat_error(api, x, DUET_UNAVAILABLE, "the gateway is shutting down", NULL, 5000);
-        return;
-    }
-    const uint8_t *body;
-    size_t body_len;
-    duet_http_body(x, &body, &body_len);
+    memcpy(b->text + b->len, text, len);
+    b->len += len;
+    b->text[b->len] = '\0';
+    return true;
+}
+
+typedef struct {
+    duet_chat_api *api;
+    /* the handler's, each relay's (until its on_end), the cancel timer's */
+    atomic_int refs;
+    pthread_mutex_t lock;
+    const char *user;
     duet_openai_request in;
-    char param[DUET_OPENAI_PARAM_MAX];
-    duet_status st;
-    if (duet_openai_request_parse((const char *)body, body_len, &in, param, &st) != DUET_OK) {
-        chat_error(api, x, st.code, st.message, param, 0);
-        return;
-    }
     served_model m;
-    if (!served(api, &m)) {
-        duet_openai_request_free(&in);
-        chat_error(api, x, DUET_UNAVAILABLE, "no worker is ready yet; retry in a moment", NULL,
-                   5000);
-        return;
-    }
-    duet_chat_message *msgs = calloc(in.n_messages, sizeof *msgs);
-    if (!msgs) {
-        duet_openai_request_free(&in);
-        chat_error(api, x, DUET_RESOURCE_EXHAUSTED, "out of memory", NULL, 1000);
-        return;
-    }
-    for (size_t i = 0; i < in.n_messages; i++) {
-        msgs[i] = (duet_chat_message){role_of(in.messages[i].role), in.messages[i].content};
-    }
-    uint32_t budget = in.has_max_tokens ? in.max_tokens : api->o.answer_tokens;
-    if (budget >= m.context) {
-        budget = m.context > 1 ? m.context - 1 : 1;
-    }
-    duet_trim_limits lim = {m.tok, m.template_kind, m.context, budget};
+    uint32_t budget;
+    duet_chat_turn *turn;
     duet_trim_result trim;
-    uint64_t retry_ms = 0;
-    worker_request w = {0};
-    duet_chat_message *kept = NULL;
-    answer *an = NULL;
-    duet_code rc = duet_trim_fit(msgs, in.n_messages, &lim, &trim, &st);
-    if (rc == DUET_OK) {
-        rc = duet_admission_take(api->o.admission, user, trim.prompt_tokens, &retry_ms, &st);
-    }
-    if (rc == DUET_OK) {
-        size_t n_kept = trim.n_system + in.n_messages - trim.first_kept;
-        kept = calloc(n_kept, sizeof *kept);
-        an = calloc(1, sizeof *an);
-        if (!kept || !an || duet_openai_new_id(an->id, &st) != DUET_OK) {
-            rc = duet_status_set(&st, DUET_RESOURCE_EXHAUSTED, "out of memory");
-        } else {
-            memcpy(kept, msgs, trim.n_system * sizeof *kept);
-            memcpy(kept + trim.n_system, msgs + trim.first_kept,
-                   (in.n_messages - trim.first_kept) * sizeof *kept);
-            if (!build_request(&w, &in, kept, n_kept)) {
-                rc = duet_status_set(&st, DUET_RESOURCE_EXHAUSTED, "out of memory");
-            }
-        }
-    }
-    if (rc != DUET_OK) {
-        free(w.msgs);
-        free(w.ptrs);
-        free(kept);
-        free(an);
-        free(msgs);
-        duet_openai_request_free(&in);
-        chat_error(api, x, rc, st.message, NULL, retry_ms);
+    duet_http_exchange *x;    /* until the reply, or the stream, begins */
+    duet_http_stream *stream; /* streamed answers */
+    duet_relay *relay;
+    char id[DUET_OPENAI_ID_LEN + 1];
+    char model[128];
+    char session_id[DUET_SESSION_ID_SIZE];
+    duet_openai_answer a;
+    duet_openai_extension ext;
+    text_buf text; /* the answer so far */
+    uint32_t tokens;
+    bool cancel_armed, cancel_wanted;
+    duet_timer_entry cancel_timer;
+    /* trim_policy summarize */
+    duet_relay *summary_relay;
+    text_buf summary;
+    int64_t summary_upto;
+} answer;
+
+static void answer_unref(answer *an)
+{
+    if (atomic_fetch_sub(&an->refs, 1) != 1) {
         return;
     }
-    an->api = api;
-    atomic_init(&an->refs, 2); /* this handler's and the relay's */
-    atomic_fetch_add(&api->active, 1);
-    pthread_mutex_init(&an->lock, NULL);
-    snprintf(an->model, sizeof an->model, "%s", m.name);
-    an->a = (duet_openai_answer){.id = an->id,
-                                 .model = an->model,
-                                 .created = (int64_t)time(NULL),
-                                 .include_usage = in.include_usage};
-    an->ext.dropped_messages = (uint32_t)trim.dropped;
-    atomic_fetch_add(&api->trimmed_messages, trim.dropped);
-    if (in.stream) {
-        char dropped[16];
-        snprintf(dropped, sizeof dropped, "%zu", trim.dropped);
-        const char *headers[] = {"X-Duet-Trimmed", dropped, NULL};
-        an->stream = duet_http_stream_begin(x, 200, "text/event-stream", headers);
-        count_status(api, an->stream ? 200 : 500);
-        if (an->stream) {
-            stream_event(an, duet_openai_first_chunk(&an->a, &an->ext));
-        }
-    } else {
-        an->x = x;
+    duet_relay_release(an->relay);
+    duet_relay_release(an->summary_relay);
+    duet_chat_turn_close(an->turn);
+    duet_openai_request_free(&an->in);
+    atomic_fetch_sub(&an->api->active, 1);
+    pthread_mutex_destroy(&an->lock);
+    free(an->text.text);
+    free(an->summary.text);
+    free(an);
+}
+
+/* Runs on the timer thread: cancelling from inside the relay's own callback would end the
+ * answer under our feet. */
+static void cancel_later(void *arg)
+{
+    answer *an = arg;
+    pthread_mutex_lock(&an->lock);
+    duet_relay *r = an->relay;
+    an->cancel_wanted = r == NULL;
+    pthread_mutex_unlock(&an->lock);
+    if (r) {
+        duet_relay_cancel(r);
     }
+    answer_unref(an);
+}
+
+static void stream_event(answer *an, char *event)
+{
+    if (!event) {
+        return;
+    }
+    duet_code rc = duet_http_stream_write(an->stream, event, strlen(event));
+    free(event);
+    if (rc == DUET_UNAVAILABLE) {
+        /* the client went away (or pressed stop): the answer ends, stored partial */
+        pthread_mutex_lock(&an->lock);
+        bool arm = !an->cancel_armed;
+        an->cancel_armed = true;
+        pthread_mutex_unlock(&an->lock);
+        if (arm) {
+            atomic_fetch_add(&an->refs, 1);
+            duet_timer_arm(an->api->o.timer, &an->cancel_timer, duet_now_ns(), cancel_later, an);
+        }
+    }
+}
+
+/* The trimmed counts an answer reports: stored messages sent only through the summary, and
+ * the messages trimming left out. */
+static void note_trimmed(answer *an)
+{
+    an->ext.dropped_messages =
+        (uint32_t)(an->trim.dropped + (size_t)duet_chat_turn_summarized(an->turn));
+    an->ext.summarized = duet_chat_turn_summary(an->turn) != NULL;
+}
+
+static void on_text(void *arg, const char *text, size_t len, uint32_t tokens)
+{
+    answer *an = arg;
+    an->tokens += tokens;
+    if (len == 0) {
+        return; /* a token whose text is held back (part of a character, a stop string) */
+    }
+    pthread_mutex_lock(&an->lock);
+    bool kept = text_append(&an->text, text, len);
+    pthread_mutex_unlock(&an->lock);
+    if (kept) {
+        duet_status st;
+        if (duet_chat_turn_save(an->turn, an->text.text, an->tokens, DUET_CHAT_SAVE_INTERVAL_MS,
+                                &st) != DUET_OK) {
+            duet_log_warn("answer %s: saving its progress: %s", an->id, st.message);
+        }
+    }
+    if (an->stream) {
+        stream_event(an, duet_openai_content_chunk(&an->a, text, len));
+    }
+}
+
+static void on_end(void *arg, const duet_relay_result *r)
+{
+    answer *an = arg;
+    duet_openai_finish finish = r->finish_reason == DUET__V1__FINISH_REASON__FINISH_REASON_LENGTH
+                                    ? DUET_OPENAI_FINISH_LENGTH
+                                    : DUET_OPENAI_FINISH_STOP;
+    duet_openai_usage usage = {.prompt_tokens = r->prompt_tokens,
+                               .cached_prompt_tokens = r->cached_prompt_tokens,
+                               .completion_tokens = r->completion_tokens};
+    if (r->status.code != DUET_OK) {
+        duet_log_info("answer %s failed after %u attempts: %s", an->id, r->attempts,
+                      r->status.message);
+    }
+    /* stored, and the session free for its next turn, before the client hears the end */
+    duet_status st;
+    if (duet_chat_turn_finish(an->turn, an->text.text ? an->text.text : "", r->completion_tokens,
+                              r->status.code == DUET_OK, &st) != DUET_OK) {
+        duet_log_warn("answer %s: storing it in session %s: %s", an->id, an->session_id,
+                      st.message);
+    }
+    duet_chat_turn_close(an->turn);
+    an->turn = NULL;
+    atomic_fetch_add(&an->api->completion_tokens, r->completion_tokens);
+    atomic_fetch_add(&an->api->prompt_tokens, r->prompt_tokens);
+    if (r->attempts > 1) {
+        atomic_fetch_add(&an->api->failovers, r->attempts - 1);
+    }
+    if (an->stream) {
+        if (r->status.code == DUET_OK) {
+            stream_event(an, duet_openai_finish_chunk(&an->a, finish));
+            if (an->a.include_usage) {
+                stream_event(an, duet_openai_usage_chunk(&an->a, &usage));
+            }
+        } else {
+            char *err = duet_openai_error_json(r->status.code, r->status.message, NULL, NULL);
+            stream_event(an, err ? duet_openai_sse_event(err) : NULL);
+            free(err);
+        }
+        duet_http_stream_write(an->stream, DUET_OPENAI_SSE_DONE, strlen(DUET_OPENAI_SSE_DONE));
+        duet_http_stream_end(an->stream);
+        an->stream = NULL;
+    } else if (r->status.code == DUET_OK) {
+        char dropped[16];
+        snprintf(dropped, sizeof dropped, "%u", an->ext.dropped_messages);
+        const char *headers[] = {"X-Duet-Trimmed", dropped, "X-Duet-Session", an->session_id, NULL};
+        count_status(an->api, 200);
+        duet_api_reply_json(an->x, 200,
+                            duet_openai_completion_json(&an->a, an->text.text ? an->text.text : "",
+                                                        an->text.len, finish, &usage, &an->ext),
+                            headers);
+    } else {
+        chat_error(an->api, an->x, r->status.code, r->status.message, NULL, 5000);
+    }
+    an->x = NULL;
+    answer_unref(an);
+}
+
+/* The answer's turn is stored, its reply begun and the worker asked. Errors before the
+ * reply begins are answered here. */
+static void start_answer(answer *an)
+{
+    duet_chat_api *api = an->api;
+    duet_status st;
+    if (duet_chat_turn_commit(an->turn, &st) != DUET_OK) {
+        chat_error(api, an->x, st.code, st.message, NULL, 1000);
+        return;
+    }
+    snprintf(an->session_id, sizeof an->session_id, "%s", duet_chat_turn_session_id(an->turn));
+    an->ext.session_id = an->session_id;
+    note_trimmed(an);
+    atomic_fetch_add(&api->trimmed_messages, an->ext.dropped_messages);
+
+    const duet_chat_message *conv;
+    const int64_t *seqs;
+    size_t n_conv;
+    duet_chat_turn_conversation(an->turn, &conv, &seqs, &n_conv);
+    worker_request w;
+    if (!build_request(&w, &an->in, conv, n_conv, &an->trim)) {
+        duet_status_set(&st, DUET_RESOURCE_EXHAUSTED, "out of memory");
+        duet_chat_turn_finish(an->turn, "", 0, false, &st);
+        chat_error(api, an->x, DUET_RESOURCE_EXHAUSTED, "out of memory", NULL, 1000);
+        return;
+    }
+    /* the worker keeps this conversation's cache under the session's id, so a next turn
+     * computes only its new tokens */
+    w.req.session_id = an->session_id;
+    if (an->in.stream) {
+        char dropped[16];
+        snprintf(dropped, sizeof dropped, "%u", an->ext.dropped_messages);
+        const char *headers[] = {"X-Duet-Trimmed", dropped, "X-Duet-Session", an->session_id, NULL};
+        an->stream = duet_http_stream_begin(an->x, 200, "text/event-stream", headers);
+        an->x = NULL;
+        count_status(api, an->stream ? 200 : 500);
+        if (!an->stream) {
+            duet_chat_turn_finish(an->turn, "", 0, false, &st);
+            free_request(&w);
+            return; /* stream_begin answered 500 */
+        }
+        stream_event(an, duet_openai_first_chunk(&an->a, &an->ext));
+    }
+    atomic_fetch_add(&an->refs, 1); /* the relay's, until on_end */
     duet_relay_sink sink = {.on_text = on_text, .on_end = on_end, .arg = an};
     duet_relay *r = NULL;
-    if (!in.stream || an->stream) {
-        if (duet_relay_start(api->o.pool, api->o.timer, &w.req, &api->o.relay, &sink, &r, &st) !=
-            DUET_OK) {
-            duet_relay_result res = {.worker = -1, .status = st};
-            on_end(an, &res);
-        }
-    } else {
-        answer_unref(an); /* stream_begin already answered 500 */
+    if (duet_relay_start(api->o.pool, api->o.timer, &w.req, &api->o.relay, &sink, &r, &st) !=
+        DUET_OK) {
+        duet_relay_result res = {.worker = -1, .status = st};
+        on_end(an, &res);
     }
+    free_request(&w);
     pthread_mutex_lock(&an->lock);
     an->relay = r;
     bool cancel = an->cancel_wanted;
@@ -483,11 +426,199 @@ static void chat_completions(duet_http_exchange *x, void *arg)
     if (cancel && r) {
         duet_relay_cancel(r);
     }
-    free(w.msgs);
-    free(w.ptrs);
-    free(kept);
+}
+
+static duet_code trim_turn(answer *an, duet_status *st)
+{
+    const duet_chat_message *conv;
+    const int64_t *seqs;
+    size_t n;
+    duet_chat_turn_conversation(an->turn, &conv, &seqs, &n);
+    duet_trim_limits lim = {an->m.tok, an->m.template_kind, an->m.context, an->budget};
+    return duet_trim_fit(conv, n, &lim, &an->trim, st);
+}
+
+/* ---- trim_policy summarize ---- */
+
+static void on_summary_text(void *arg, const char *text, size_t len, uint32_t tokens)
+{
+    (void)tokens;
+    answer *an = arg;
+    text_append(&an->summary, text, len);
+}
+
+static void on_summary_end(void *arg, const duet_relay_result *r)
+{
+    answer *an = arg;
+    duet_status st;
+    const char *s = an->summary.text ? an->summary.text + strspn(an->summary.text, " \n") : "";
+    if (r->status.code != DUET_OK || !s[0]) {
+        duet_log_warn("answer %s: no summary of the trimmed turns (%s): they are left out", an->id,
+                      r->status.code != DUET_OK ? r->status.message : "empty answer");
+    } else if (duet_chat_turn_set_summary(an->turn, s, an->summary_upto, &st) != DUET_OK ||
+               trim_turn(an, &st) != DUET_OK) {
+        chat_error(an->api, an->x, st.code, st.message, NULL, 1000);
+        answer_unref(an);
+        return;
+    }
+    start_answer(an);
+    answer_unref(an);
+}
+
+/* Under trim_policy summarize, when trimming leaves stored turns out: asks the worker for a
+ * summary of them (and of the earlier summary), then answers. False when there is nothing
+ * to summarize or the summary request cannot be made (the turns are then just left out). */
+static bool start_summary(answer *an)
+{
+    duet_chat_api *api = an->api;
+    if (api->o.trim_policy != DUET_TRIM_SUMMARIZE || !duet_chat_turn_in_session(an->turn) ||
+        an->trim.dropped == 0) {
+        return false;
+    }
+    const duet_chat_message *conv;
+    const int64_t *seqs;
+    size_t n;
+    duet_chat_turn_conversation(an->turn, &conv, &seqs, &n);
+    const duet_chat_message *dropped = conv + an->trim.n_system;
+    size_t n_dropped = 0;
+    an->summary_upto = 0;
+    for (size_t i = an->trim.n_system; i < an->trim.first_kept && seqs[i] > 0; i++) {
+        an->summary_upto = seqs[i];
+        n_dropped++;
+    }
+    if (n_dropped == 0) {
+        return false;
+    }
+    duet_chat_message *prompt = calloc(DUET_SUMMARY_PROMPT_SIZE(n_dropped), sizeof *prompt);
+    if (!prompt) {
+        return false;
+    }
+    size_t np = duet_summary_prompt(duet_chat_turn_summary(an->turn), dropped, n_dropped, prompt);
+    duet_trim_limits lim = {an->m.tok, an->m.template_kind, an->m.context, api->o.summary_tokens};
+    duet_trim_result fit;
+    duet_status st;
+    worker_request w;
+    duet_openai_request sampling = {.has_max_tokens = true, .max_tokens = api->o.summary_tokens};
+    bool ok = api->o.summary_tokens < an->m.context &&
+              duet_trim_fit(prompt, np, &lim, &fit, &st) == DUET_OK &&
+              build_request(&w, &sampling, prompt, np, &fit);
+    if (ok) {
+        atomic_fetch_add(&an->refs, 1); /* the summary relay's, until on_summary_end */
+        duet_relay_sink sink = {.on_text = on_summary_text, .on_end = on_summary_end, .arg = an};
+        duet_relay *r = NULL;
+        if (duet_relay_start(api->o.pool, api->o.timer, &w.req, &api->o.relay, &sink, &r, &st) !=
+            DUET_OK) {
+            duet_relay_result res = {.worker = -1, .status = st};
+            on_summary_end(an, &res);
+        } else {
+            an->summary_relay = r;
+        }
+        free_request(&w);
+    }
+    free(prompt);
+    return ok;
+}
+
+/* ---- POST /v1/chat/completions ---- */
+
+static duet_chat_role role_of(duet_openai_role r)
+{
+    return r == DUET_OPENAI_ROLE_SYSTEM ? DUET_ROLE_SYSTEM
+           : r == DUET_OPENAI_ROLE_USER ? DUET_ROLE_USER
+                                        : DUET_ROLE_ASSISTANT;
+}
+
+/* The turn of the request's session (or of a new one), or an error to answer. */
+static duet_code open_turn(duet_chat_api *api, duet_http_exchange *x, answer *an, duet_status *st)
+{
+    const char *header = duet_http_header(x, "X-Duet-Session");
+    if (header && !header[0]) {
+        header = NULL;
+    }
+    if (header && an->in.session_id && strcmp(header, an->in.session_id) != 0) {
+        return duet_status_set(st, DUET_INVALID_ARGUMENT,
+                               "the X-Duet-Session header and the session_id field name "
+                               "different sessions");
+    }
+    duet_chat_message *msgs = calloc(an->in.n_messages, sizeof *msgs);
+    if (!msgs) {
+        return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    for (size_t i = 0; i < an->in.n_messages; i++) {
+        msgs[i] = (duet_chat_message){role_of(an->in.messages[i].role), an->in.messages[i].content};
+    }
+    duet_code rc = duet_chat_turn_open(api->o.turns, an->user, header ? header : an->in.session_id,
+                                       msgs, an->in.n_messages, &an->turn, st);
     free(msgs);
-    duet_openai_request_free(&in);
+    return rc;
+}
+
+static void chat_completions(duet_http_exchange *x, void *arg)
+{
+    duet_chat_api *api = arg;
+    const char *user = duet_api_keys_sign_in(api->o.keys, x);
+    if (!user) {
+        chat_error(api, x, DUET_UNAUTHENTICATED, DUET_API_KEY_NEEDED, NULL, 0);
+        return;
+    }
+    if (atomic_load(&api->draining)) {
+        chat_error(api, x, DUET_UNAVAILABLE, "the gateway is shutting down", NULL, 5000);
+        return;
+    }
+    answer *an = calloc(1, sizeof *an);
+    duet_status st;
+    if (!an || duet_openai_new_id(an->id, &st) != DUET_OK) {
+        free(an);
+        chat_error(api, x, DUET_RESOURCE_EXHAUSTED, "out of memory", NULL, 1000);
+        return;
+    }
+    an->api = api;
+    an->user = user;
+    an->x = x;
+    atomic_init(&an->refs, 1); /* this handler's */
+    atomic_fetch_add(&api->active, 1);
+    pthread_mutex_init(&an->lock, NULL);
+
+    const uint8_t *body;
+    size_t body_len;
+    duet_http_body(x, &body, &body_len);
+    char param[DUET_OPENAI_PARAM_MAX];
+    if (duet_openai_request_parse((const char *)body, body_len, &an->in, param, &st) != DUET_OK) {
+        chat_error(api, x, st.code, st.message, param, 0);
+        answer_unref(an);
+        return;
+    }
+    if (!served(api, &an->m)) {
+        chat_error(api, x, DUET_UNAVAILABLE, "no worker is ready yet; retry in a moment", NULL,
+                   5000);
+        answer_unref(an);
+        return;
+    }
+    an->budget = an->in.has_max_tokens ? an->in.max_tokens : api->o.answer_tokens;
+    if (an->budget >= an->m.context) {
+        an->budget = an->m.context > 1 ? an->m.context - 1 : 1;
+    }
+    uint64_t retry_ms = 0;
+    duet_code rc = open_turn(api, x, an, &st);
+    if (rc == DUET_OK) {
+        rc = trim_turn(an, &st);
+    }
+    if (rc == DUET_OK) {
+        rc = duet_admission_take(api->o.admission, user, an->trim.prompt_tokens, &retry_ms, &st);
+    }
+    if (rc != DUET_OK) {
+        chat_error(api, x, rc, st.message, NULL, rc == DUET_ABORTED ? 0 : retry_ms);
+        answer_unref(an);
+        return;
+    }
+    snprintf(an->model, sizeof an->model, "%s", an->m.name);
+    an->a = (duet_openai_answer){.id = an->id,
+                                 .model = an->model,
+                                 .created = (int64_t)time(NULL),
+                                 .include_usage = an->in.include_usage};
+    if (!start_summary(an)) {
+        start_answer(an);
+    }
     answer_unref(an);
 }
 
@@ -496,15 +627,14 @@ static void chat_completions(duet_http_exchange *x, void *arg)
 static void models(duet_http_exchange *x, void *arg)
 {
     duet_chat_api *api = arg;
-    if (!sign_in(api, x)) {
-        reply_error(x, DUET_UNAUTHENTICATED,
-                    "a valid API key is needed: send \"Authorization: Bearer KEY\"", NULL, 0);
+    if (!duet_api_keys_sign_in(api->o.keys, x)) {
+        duet_api_reply_error(x, DUET_UNAUTHENTICATED, DUET_API_KEY_NEEDED, NULL, NULL, 0);
         return;
     }
     served_model m;
     duet_openai_model model = {.id = m.name, .created = api->started_unix};
     bool known = served(api, &m);
-    reply_json(x, 200, duet_openai_models_json(&model, known ? 1 : 0), NULL);
+    duet_api_reply_json(x, 200, duet_openai_models_json(&model, known ? 1 : 0), NULL);
 }
 
 static void health(duet_http_exchange *x, void *arg)
@@ -534,7 +664,7 @@ static void health(duet_http_exchange *x, void *arg)
                              "active_answers", (int)atomic_load(&api->active));
     char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
-    reply_json(x, usable ? 200 : 503, text, NULL);
+    duet_api_reply_json(x, usable ? 200 : 503, text, NULL);
 }
 
 /* GET /metrics: Prometheus text. */
@@ -598,21 +728,11 @@ duet_code duet_chat_api_new(duet_http_server *srv, const duet_chat_api_options *
                             duet_chat_api **out, duet_status *st)
 {
     duet_chat_api *api = calloc(1, sizeof *api);
-    if (!api || (o->n_keys && !(api->keys = calloc(o->n_keys, sizeof *api->keys)))) {
-        free(api);
+    if (!api) {
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
     }
     api->o = *o;
     api->started_unix = (int64_t)time(NULL);
-    for (size_t i = 0; i < o->n_keys; i++) {
-        api->keys[i].key = strdup(o->keys[i].key);
-        api->keys[i].user = strdup(o->keys[i].user);
-        if (!api->keys[i].key || !api->keys[i].user) {
-            api->o.n_keys = i + 1;
-            duet_chat_api_free(api);
-            return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
-        }
-    }
     if (duet_http_server_route(srv, "POST", "/v1/chat/completions", false, chat_completions, api,
                                st) != DUET_OK ||
         duet_http_server_route(srv, "GET", "/v1/models", false, models, api, st) != DUET_OK ||
@@ -627,14 +747,6 @@ duet_code duet_chat_api_new(duet_http_server *srv, const duet_chat_api_options *
 
 void duet_chat_api_free(duet_chat_api *api)
 {
-    if (!api) {
-        return;
-    }
-    for (size_t i = 0; i < api->o.n_keys && api->keys; i++) {
-        free(api->keys[i].key);
-        free(api->keys[i].user);
-    }
-    free(api->keys);
     free(api);
 }
 

@@ -66,6 +66,23 @@ static const duet_config_field limits_fields[] = {
 static const duet_config_schema limits_schema =
     DUET_CONFIG_SCHEMA(duet_limits_settings, limits_fields);
 
+static const duet_config_enum_value trim_policies[] = {
+    {"drop_oldest", DUET_TRIM_DROP_OLDEST},
+    {"summarize", DUET_TRIM_SUMMARIZE},
+    {NULL, 0},
+};
+
+static const duet_config_field sessions_fields[] = {
+    DUET_CONFIG_FIELD_STRING(duet_sessions_settings, db, "db", DUET_CONFIG_OPTIONAL,
+                             "duet-sessions.db"),
+    DUET_CONFIG_FIELD_ENUM(duet_sessions_settings, trim_policy, "trim_policy", DUET_CONFIG_OPTIONAL,
+                           DUET_TRIM_DROP_OLDEST, trim_policies),
+    DUET_CONFIG_FIELD_UINT32(duet_sessions_settings, summary_tokens, "summary_tokens",
+                             DUET_CONFIG_OPTIONAL, 256, 16, 4096),
+};
+static const duet_config_schema sessions_schema =
+    DUET_CONFIG_SCHEMA(duet_sessions_settings, sessions_fields);
+
 static const duet_config_field gateway_fields[] = {
     DUET_CONFIG_FIELD_SECTION_LIST(duet_gateway_config, workers, n_workers, "workers",
                                    DUET_CONFIG_REQUIRED, 1, &duet_worker_endpoint_schema),
@@ -77,6 +94,8 @@ static const duet_config_field gateway_fields[] = {
                               &routing_schema),
     DUET_CONFIG_FIELD_SECTION(duet_gateway_config, limits, "limits", DUET_CONFIG_OPTIONAL,
                               &limits_schema),
+    DUET_CONFIG_FIELD_SECTION(duet_gateway_config, sessions, "sessions", DUET_CONFIG_OPTIONAL,
+                              &sessions_schema),
     DUET_CONFIG_FIELD_SECTION(duet_gateway_config, tls, "tls", DUET_CONFIG_OPTIONAL,
                               &duet_tls_settings_schema),
     DUET_CONFIG_FIELD_SECTION(duet_gateway_config, rpc, "rpc", DUET_CONFIG_OPTIONAL,

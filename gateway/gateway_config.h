@@ -1,11 +1,12 @@
 /* duet-gateway's configuration file (conf/gateway.yaml documents every key).
  *
- * Top-level keys: workers, http, api_keys, routing, limits, tls, rpc, log. The order of workers is
- * the routing order: the first is preferred, the later ones are fallbacks. */
+ * Top-level keys: workers, http, api_keys, routing, limits, sessions, tls, rpc, log. The order of
+ * workers is the routing order: the first is preferred, the later ones are fallbacks. */
 #ifndef DUET_GATEWAY_CONFIG_H
 #define DUET_GATEWAY_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "node_config.h"
 #include "status.h"
@@ -50,6 +51,19 @@ typedef struct {
     double tokens_per_second, token_burst;
 } duet_limits_settings;
 
+/* How history that no longer fits the context is handled. */
+typedef enum {
+    DUET_TRIM_DROP_OLDEST = 0, /* "drop_oldest": the oldest whole turns are left out */
+    DUET_TRIM_SUMMARIZE = 1,   /* "summarize": they are replaced by a model-written summary */
+} duet_trim_policy;
+
+/* Key "sessions": where conversations are kept and how long ones are fitted. */
+typedef struct {
+    char *db;                /* "db": the SQLite file, default duet-sessions.db */
+    int trim_policy;         /* "trim_policy": duet_trim_policy, default drop_oldest */
+    uint32_t summary_tokens; /* "summary_tokens": longest summary, 16 .. 4096, default 256 */
+} duet_sessions_settings;
+
 typedef struct {
     duet_worker_endpoint *workers; /* required, at least one */
     size_t n_workers;
@@ -58,6 +72,7 @@ typedef struct {
     size_t n_api_keys;
     duet_routing_settings routing;
     duet_limits_settings limits;
+    duet_sessions_settings sessions;
     duet_tls_settings tls;
     duet_rpc_settings rpc;
     duet_log_settings log;

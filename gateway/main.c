@@ -11,11 +11,15 @@
 #include <unistd.h>
 
 #include "admission.h"
+#include "api_auth.h"
 #include "chat_api.h"
+#include "chat_turn.h"
 #include "gateway_config.h"
 #include "http_server.h"
 #include "log.h"
 #include "node_setup.h"
+#include "session_api.h"
+#include "session_store.h"
 #include "timer.h"
 #include "worker_pool.h"
 
@@ -23,7 +27,7 @@
 #define MAX_FLAG_KEYS 16
 
 typedef struct {
-    const char *config, *http, *certs, *name;
+    const char *config, *http, *certs, *name, *db;
     bool insecure;
     const char *workers[MAX_FLAG_WORKERS], *worker_names[MAX_FLAG_WORKERS];
     size_t n_workers;
@@ -36,9 +40,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: duet-gateway [-c conf/gateway.yaml] [options]\n"
                "\n"
                "Serves an OpenAI-compatible HTTP API (POST /v1/chat/completions, GET /v1/models,\n"
-               "GET /health) and relays the work to duet-workers over mutual TLS, falling back\n"
-               "to the next worker when one is down, overloaded or slow. Flags override the\n"
-               "file; conf/gateway.yaml documents every key.\n"
+               "/v1/sessions, GET /health, /metrics; docs/http-api.md) and a web chat page, keeps\n"
+               "every conversation in a session on disk, and relays the work to duet-workers\n"
+               "over mutual TLS, falling back to the next worker when one is down, overloaded\n"
+               "or slow. Flags override the file; conf/gateway.yaml documents every key.\n"
                "\n"
                "  -c, --config FILE      the YAML configuration\n"
                "  --http HOST:PORT       where to serve HTTP (http.listen)\n"
@@ -50,12 +55,14 @@ static void usage(FILE *f)
                "  --insecure             allow plain tcp:// workers (tls.insecure)\n"
                "  --api-key KEY[:USER]   an API key and the user it signs in (default user:\n"
                "                         user1, user2, ...); repeat for more; adds to the file's\n"
+               "  --db FILE              the SQLite file of the users' sessions (sessions.db,\n"
+               "                         default duet-sessions.db)\n"
                "  -h, --help             this text\n");
 }
 
 static int parse(int argc, char **argv, gateway_opts *o)
 {
-    enum { O_HTTP = 256, O_WORKER, O_WORKER_NAME, O_CERTS, O_NAME, O_INSECURE, O_KEY };
+    enum { O_HTTP = 256, O_WORKER, O_WORKER_NAME, O_CERTS, O_NAME, O_INSECURE, O_KEY, O_DB };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"http", required_argument, NULL, O_HTTP},
@@ -65,6 +72,7 @@ static int parse(int argc, char **argv, gateway_opts *o)
         {"name", required_argument, NULL, O_NAME},
         {"insecure", no_argument, NULL, O_INSECURE},
         {"api-key", required_argument, NULL, O_KEY},
+        {"db", required_argument, NULL, O_DB},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -108,6 +116,9 @@ static int parse(int argc, char **argv, gateway_opts *o)
                 return 2;
             }
             o->keys[o->n_keys++] = optarg;
+            break;
+        case O_DB:
+            o->db = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -224,8 +235,15 @@ static int serve(const gateway_opts *o, duet_gateway_config *cfg)
     duet_admission *adm = NULL;
     duet_http_server *http = NULL;
     duet_chat_api *api = NULL;
+    duet_api_keys *api_keys = NULL;
+    duet_session_store *store = NULL;
+    duet_chat_turns *turns = NULL;
+    duet_session_api *sessions = NULL;
     const char *listen = o->http ? o->http : cfg->http.listen;
-    if (!timer ||
+    const char *db = o->db ? o->db : cfg->sessions.db;
+    if (!timer || duet_api_keys_new(keys, n_keys, &api_keys, &st) != DUET_OK ||
+        duet_session_store_open(db, &store, &st) != DUET_OK ||
+        duet_chat_turns_new(store, &turns, &st) != DUET_OK ||
         duet_worker_pool_new(workers, n_workers, &tls, &limits, &po, &pool, &st) != DUET_OK ||
         duet_admission_new(&per_user, &overall, NULL, NULL, &adm, &st) != DUET_OK ||
         duet_http_server_new(listen, cfg->http.cert, cfg->http.key, cfg->http.max_body_bytes, &http,
@@ -239,19 +257,23 @@ static int serve(const gateway_opts *o, duet_gateway_config *cfg)
         duet_chat_api_options ao = {.pool = pool,
                                     .timer = timer,
                                     .admission = adm,
-                                    .keys = keys,
-                                    .n_keys = n_keys,
+                                    .keys = api_keys,
+                                    .turns = turns,
+                                    .trim_policy = (duet_trim_policy)cfg->sessions.trim_policy,
+                                    .summary_tokens = cfg->sessions.summary_tokens,
                                     .answer_tokens = rt->answer_tokens,
                                     .relay = {.first_token_timeout_ms = rt->first_token_timeout_ms,
                                               .timeout_ms = rt->request_timeout_ms}};
         if (duet_chat_api_new(http, &ao, &api, &st) != DUET_OK ||
+            duet_session_api_new(http, api_keys, store, &sessions, &st) != DUET_OK ||
             duet_http_server_start(http, &st) != DUET_OK) {
             duet_log_error("%s", st.message);
             rc = 1;
         } else {
-            duet_log_info("serving the API on %s://%s (port %d), %zu worker%s, %zu API key%s",
+            duet_log_info("serving the API on %s://%s (port %d), %zu worker%s, %zu API key%s, "
+                          "sessions in %s",
                           cfg->http.cert ? "https" : "http", listen, duet_http_server_port(http),
-                          n_workers, n_workers == 1 ? "" : "s", n_keys, n_keys == 1 ? "" : "s");
+                          n_workers, n_workers == 1 ? "" : "s", n_keys, n_keys == 1 ? "" : "s", db);
             int sig;
             sigwait(&stop, &sig);
             duet_log_info("%s: shutting down", strsignal(sig));
@@ -273,10 +295,14 @@ static int serve(const gateway_opts *o, duet_gateway_config *cfg)
         return rc;
     }
     duet_http_server_free(http);
+    duet_session_api_free(sessions);
     duet_chat_api_free(api);
     duet_worker_pool_free(pool);
     duet_admission_free(adm);
     duet_timer_free(timer);
+    duet_chat_turns_free(turns);
+    duet_session_store_close(store);
+    duet_api_keys_free(api_keys);
     return rc;
 }
 

@@ -241,6 +241,8 @@ duet_openai_error_kind duet_openai_error_kind_of(duet_code code)
         return (duet_openai_error_kind){403, "permission_error"};
     case DUET_NOT_FOUND:
         return (duet_openai_error_kind){404, "invalid_request_error"};
+    case DUET_ABORTED:
+        return (duet_openai_error_kind){409, "conflict_error"};
     case DUET_RESOURCE_EXHAUSTED:
         return (duet_openai_error_kind){429, "rate_limit_error"};
     case DUET_UNAVAILABLE:

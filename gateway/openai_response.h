@@ -87,7 +87,8 @@ char *duet_openai_sse_event(const char *json);
 /* How an error is answered over HTTP, with OpenAI's error types (clients act on the
  * status; the type is for people): INVALID_ARGUMENT 400 invalid_request_error,
  * UNAUTHENTICATED 401 authentication_error, PERMISSION_DENIED 403 permission_error,
- * NOT_FOUND 404 invalid_request_error (as OpenAI answers an unknown model),
+ * NOT_FOUND 404 invalid_request_error (as OpenAI answers an unknown model), ABORTED 409
+ * conflict_error (a session already answering),
  * RESOURCE_EXHAUSTED 429 rate_limit_error, UNAVAILABLE 503 server_error, DEADLINE_EXCEEDED
  * 504 server_error, anything else (OK included: it is no error to report) 500 server_error. */
 typedef struct {

@@ -929,26 +929,33 @@ static duet_code append_locked(duet_session_store *s, const char *user, const ch
     return c;
 }
 
-duet_code duet_session_store_append(duet_session_store *s, const char *user, const char *id,
-                                    duet_chat_role role, const char *content, bool partial,
-                                    int64_t tokens, int64_t *seq, duet_status *st)
+static duet_code check_new_message(const duet_session_new_message *m, duet_status *st)
+{
+    if ((int)m->role < 0 || (int)m->role > (int)DUET_ROLE_ASSISTANT) {
+        return duet_status_set(st, DUET_INVALID_ARGUMENT,
+                               "role %d is not system, user or assistant", (int)m->role);
+    }
+    if (m->partial && m->role != DUET_ROLE_ASSISTANT) {
+        return duet_status_set(st, DUET_INVALID_ARGUMENT,
+                               "only an assistant message may be partial");
+    }
+    duet_code c = check_text("message content", m->content, DUET_SESSION_CONTENT_MAX, true, st);
+    return c == DUET_OK ? check_tokens(m->tokens, st) : c;
+}
+
+duet_code duet_session_store_append_many(duet_session_store *s, const char *user, const char *id,
+                                         const duet_session_new_message *msgs, size_t n,
+                                         int64_t *first_seq, duet_status *st)
 {
     duet_code c = check_user(user, st);
     if (c == DUET_OK) {
         c = check_id(id, st);
     }
-    if (c == DUET_OK && ((int)role < 0 || (int)role > (int)DUET_ROLE_ASSISTANT)) {
-        c = duet_status_set(st, DUET_INVALID_ARGUMENT, "role %d is not system, user or assistant",
-                            (int)role);
+    if (c == DUET_OK && n == 0) {
+        c = duet_status_set(st, DUET_INVALID_ARGUMENT, "no message to append");
     }
-    if (c == DUET_OK && partial && role != DUET_ROLE_ASSISTANT) {
-        c = duet_status_set(st, DUET_INVALID_ARGUMENT, "only an assistant message may be partial");
-    }
-    if (c == DUET_OK) {
-        c = check_text("message content", content, DUET_SESSION_CONTENT_MAX, true, st);
-    }
-    if (c == DUET_OK) {
-        c = check_tokens(tokens, st);
+    for (size_t i = 0; i < n && c == DUET_OK; i++) {
+        c = check_new_message(&msgs[i], st);
     }
     if (c != DUET_OK) {
         return c;
@@ -956,10 +963,27 @@ duet_code duet_session_store_append(duet_session_store *s, const char *user, con
     pthread_mutex_lock(&s->lock);
     c = begin(s, true, st);
     if (c == DUET_OK) {
-        c = end(s, append_locked(s, user, id, role, content, partial, tokens, seq, st), st);
+        duet_code inner = DUET_OK;
+        int64_t first = 0;
+        for (size_t i = 0; i < n && inner == DUET_OK; i++) {
+            inner = append_locked(s, user, id, msgs[i].role, msgs[i].content, msgs[i].partial,
+                                  msgs[i].tokens, i == 0 ? &first : NULL, st);
+        }
+        c = end(s, inner, st);
+        if (c == DUET_OK && first_seq) {
+            *first_seq = first;
+        }
     }
     pthread_mutex_unlock(&s->lock);
     return c;
+}
+
+duet_code duet_session_store_append(duet_session_store *s, const char *user, const char *id,
+                                    duet_chat_role role, const char *content, bool partial,
+                                    int64_t tokens, int64_t *seq, duet_status *st)
+{
+    duet_session_new_message m = {role, content, partial, tokens};
+    return duet_session_store_append_many(s, user, id, &m, 1, seq, st);
 }
 
 static duet_code complete_locked(duet_session_store *s, const char *user, const char *id,

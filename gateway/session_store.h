@@ -131,6 +131,20 @@ duet_code duet_session_store_append(duet_session_store *store, const char *user,
                                     duet_chat_role role, const char *content, bool partial,
                                     int64_t tokens, int64_t *seq, duet_status *st);
 
+/* One message of duet_session_store_append_many. */
+typedef struct {
+    duet_chat_role role;
+    const char *content;
+    bool partial;
+    int64_t tokens;
+} duet_session_new_message;
+
+/* Appends n >= 1 messages in one transaction (all or none; one disk sync) and writes the
+ * first one's seq to *first_seq (may be NULL); the others follow it in order. */
+duet_code duet_session_store_append_many(duet_session_store *s, const char *user, const char *id,
+                                         const duet_session_new_message *msgs, size_t n,
+                                         int64_t *first_seq, duet_status *st);
+
 /* Replaces the content, partial flag and token count of a partial assistant message: with
  * partial true it saves an answer's progress, with partial false it completes the answer,
  * which is then final. NOT_FOUND when the session (of this user) or the message does not

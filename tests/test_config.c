@@ -429,7 +429,7 @@ Test(config, unknown_keys_name_where_and_what_is_known)
                          "(known: url, server_name)");
     expect_gateway_error("workers:\n  - url: a\nadmission:\n  burst: 2\n",
                          "g.yaml:3:1: unknown key \"admission\" in the top level "
-                         "(known: workers, http, api_keys, routing, limits, tls, rpc, log)");
+                         "(known: workers, http, api_keys, routing, limits, sessions, tls, rpc, log)");
     expect_worker_error("? [a, b]\n: c\n",
                         "w.yaml:1:3: a key in the top level must be a name, not a list");
     assert_no_leaks();

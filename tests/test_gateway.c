@@ -43,8 +43,9 @@ static void start(void)
     fprintf(f,
             "workers:\n  - url: %s\n    server_name: worker-1\n"
             "limits:\n  user_requests_per_second: 0.01\n  user_request_burst: 3\n"
-            "routing:\n  health_interval_ms: 200\n  answer_tokens: 32\n",
-            worker_url);
+            "routing:\n  health_interval_ms: 200\n  answer_tokens: 32\n"
+            "sessions:\n  db: %s/sessions.db\n",
+            worker_url, lab);
     fclose(f);
     const char *gargv[] = {"duet-gateway",    "-c",        conf,          "--http",    http,
                            "--certs",         lab,         "--name",      "gateway-1", "--api-key",

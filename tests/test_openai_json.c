@@ -828,7 +828,7 @@ Test(openai_response, error_mapping_table)
         {DUET_UNKNOWN, 500, "server_error"},
         {DUET_ALREADY_EXISTS, 500, "server_error"},
         {DUET_FAILED_PRECONDITION, 500, "server_error"},
-        {DUET_ABORTED, 500, "server_error"},
+        {DUET_ABORTED, 409, "conflict_error"},
         {DUET_OUT_OF_RANGE, 500, "server_error"},
         {DUET_UNIMPLEMENTED, 500, "server_error"},
         {DUET_INTERNAL, 500, "server_error"},

@@ -375,6 +375,39 @@ Test(session_store, a_streamed_answer_is_stored_partial_then_completed)
     duet_session_messages_free(&m);
 }
 
+Test(session_store, append_many_stores_all_in_order_or_nothing)
+{
+    char id[DUET_SESSION_ID_SIZE];
+    create("alice", NULL, NULL, id);
+    duet_session_new_message turn[] = {
+        {DUET_ROLE_USER, "first", false, DUET_SESSION_TOKENS_UNKNOWN},
+        {DUET_ROLE_ASSISTANT, "second", false, 3},
+        {DUET_ROLE_USER, "third", false, DUET_SESSION_TOKENS_UNKNOWN},
+        {DUET_ROLE_ASSISTANT, "", true, 0},
+    };
+    int64_t first = 0;
+    cr_assert_eq(duet_session_store_append_many(store, "alice", id, turn, 4, &first, &st), DUET_OK,
+                 "%s", st.message);
+    cr_assert_eq(first, 1);
+    duet_session_new_message bad[] = {
+        {DUET_ROLE_USER, "fine", false, DUET_SESSION_TOKENS_UNKNOWN},
+        {DUET_ROLE_USER, "a user message cannot be partial", true, DUET_SESSION_TOKENS_UNKNOWN},
+    };
+    cr_assert_eq(duet_session_store_append_many(store, "alice", id, bad, 2, &first, &st),
+                 DUET_INVALID_ARGUMENT);
+    cr_assert_eq(duet_session_store_append_many(store, "bob", id, turn, 1, &first, &st),
+                 DUET_NOT_FOUND, "another user's session takes nothing");
+    duet_session_messages ms;
+    cr_assert_eq(duet_session_store_messages(store, "alice", id, 0, &ms, &st), DUET_OK);
+    cr_assert_eq(ms.count, 4, "the refused batches left nothing behind");
+    cr_assert_str_eq(ms.items[2].content, "third");
+    cr_assert(ms.items[3].partial);
+    cr_assert_eq(ms.items[1].tokens, 3);
+    duet_session_messages_free(&ms);
+    cr_assert_eq(duet_session_store_append_many(store, "alice", id, turn, 1, &first, &st), DUET_OK);
+    cr_assert_eq(first, 5);
+}
+
 Test(session_store, summary_covers_existing_messages_only)
 {
     char id[DUET_SESSION_ID_SIZE];
