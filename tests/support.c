@@ -328,3 +328,35 @@ bool test_wait_gateway_ready(test_process *gateway, int port, int timeout_ms, ch
     snprintf(why, cap, "no ready worker after %d ms: %s", timeout_ms, buf);
     return false;
 }
+
+int test_run_program(const char *const argv[], char **out)
+{
+    char name[] = "/tmp/duet-test-prog-XXXXXX";
+    int fd = mkstemp(name);
+    if (fd < 0) {
+        return -1;
+    }
+    unlink(name);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd);
+        return -1;
+    }
+    if (pid == 0) {
+        int null_fd = open("/dev/null", O_RDONLY);
+        dup2(null_fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        execvp(argv[0], (char *const *)argv);
+        dprintf(STDERR_FILENO, "cannot run %s\n", argv[0]);
+        _exit(127);
+    }
+    int status;
+    int rc = waitpid(pid, &status, 0) == pid ? decode_status(status) : -1;
+    if (out) {
+        lseek(fd, 0, SEEK_SET);
+        *out = slurp_fd(fd);
+    }
+    close(fd);
+    return rc;
+}

@@ -66,4 +66,10 @@ void test_process_forget(test_process *p);
 
 /* What the process wrote to stderr so far (malloc'd, NUL-terminated). */
 char *test_process_stderr(const test_process *p);
+
+/* Runs a program found on PATH (argv[0], NULL-terminated arguments), standard input from
+ * /dev/null, and waits for it. Its standard output and error, together, go to *out
+ * (malloc'd, NUL-terminated) when out is not NULL. Returns the exit status (127 when it
+ * could not be started), 128 + signal when a signal ended it, -1 on a local error. */
+int test_run_program(const char *const argv[], char **out);
 #endif
