@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api_reply.h"
 #include "chat_template.h"
@@ -667,6 +668,21 @@ static void health(duet_http_exchange *x, void *arg)
     duet_api_reply_json(x, usable ? 200 : 503, text, NULL);
 }
 
+/* The process's resident set, from /proc/self/statm (0 when it cannot be read). */
+static uint64_t resident_bytes(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%llu %llu", &size, &resident) != 2) {
+            resident = 0;
+        }
+        fclose(f);
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    return (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
+}
+
 /* GET /metrics: Prometheus text. */
 static void metrics(duet_http_exchange *x, void *arg)
 {
@@ -714,6 +730,9 @@ static void metrics(duet_http_exchange *x, void *arg)
         PUT("duet_worker_health_checks_failed_total{worker=\"%s\"} %llu\n", u,
             (unsigned long long)s.checks_failed);
     }
+    PUT("# HELP process_resident_memory_bytes The gateway's resident memory.\n"
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
+        (unsigned long long)resident_bytes());
 #undef PUT
     if (n >= cap) {
         n = cap - 1;

@@ -119,6 +119,10 @@ Test(gateway, keys_models_and_whole_answers)
     cr_assert(strstr(buf, "duet_gateway_responses_total{status=\"400\"} 1\n"), "%s", buf);
     cr_assert(strstr(buf, "duet_gateway_completion_tokens_total 12\n"), "%s", buf);
     cr_assert(strstr(buf, "} 1\n") && strstr(buf, "duet_worker_up{worker=\"tls+tcp://"), "%s", buf);
+    const char *rss = strstr(buf, "\nprocess_resident_memory_bytes ");
+    cr_assert_not_null(rss, "%s", buf);
+    long long bytes = atoll(rss + 31);
+    cr_assert(bytes > (1 << 20) && bytes < (1LL << 32), "a plausible RSS: %lld", bytes);
 }
 
 Test(gateway, streamed_answers_in_openai_shape)
