@@ -21,6 +21,7 @@
 #include "session_api.h"
 #include "session_store.h"
 #include "timer.h"
+#include "web_page.h"
 #include "worker_pool.h"
 
 #define MAX_FLAG_WORKERS 16
@@ -265,6 +266,7 @@ static int serve(const gateway_opts *o, duet_gateway_config *cfg)
                                     .relay = {.first_token_timeout_ms = rt->first_token_timeout_ms,
                                               .timeout_ms = rt->request_timeout_ms}};
         if (duet_chat_api_new(http, &ao, &api, &st) != DUET_OK ||
+            duet_web_page_register(http, &st) != DUET_OK ||
             duet_session_api_new(http, api_keys, store, &sessions, &st) != DUET_OK ||
             duet_http_server_start(http, &st) != DUET_OK) {
             duet_log_error("%s", st.message);
