@@ -139,8 +139,8 @@ static json_t *body_object(duet_http_exchange *x, const char *const *fields)
                      "unknown field \"%.64s\": this call takes title and "
                      "system_prompt",
                      key);
-            json_decref(v);
             duet_api_reply_error(x, DUET_INVALID_ARGUMENT, msg, key, NULL, 0);
+            json_decref(v); /* key lives in v */
             return NULL;
         }
     }
