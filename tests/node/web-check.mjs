@@ -337,6 +337,27 @@ async function run(o, d) {
   );
   await d.screenshot(path.join(o.out, 'desktop.png'));
 
+  // a message too long for the context: the gateway's 400 is shown, the text is given back
+  const onScreen = await d.js(`return document.querySelectorAll('#messages .msg').length;`);
+  const long = 'word '.repeat(1500).trim();
+  await d.js(`document.getElementById('input').value = arguments[0];`, long);
+  await d.type('#input', ENTER);
+  const said = await d.until('the error', `const s = document.getElementById('status');
+    return !s.hidden && s.textContent;`);
+  check(/context of \d+/.test(said), `a 400 shows the gateway's message: "${said.slice(0, 90)}..."`);
+  check(
+    await d.js(
+      `return document.getElementById('input').value === arguments[0] &&
+              document.querySelectorAll('#messages .msg').length === arguments[1];`,
+      long,
+      onScreen,
+    ),
+    'the refused message goes back to the input box',
+  );
+  stored = await apiGet(o, `/v1/sessions/${listed.id}`);
+  check(stored.messages.length === 4, 'nothing of it was stored');
+  await d.js(`document.getElementById('input').value = '';`);
+
   // Stop: the answer is cut, marked, and the composer is ready again
   await d.js(SLOW_STREAMS);
   await d.type('#input', 'Once upon a time' + ENTER);
@@ -405,7 +426,8 @@ async function run(o, d) {
   const bad = logs.filter(
     (l) =>
       l.level === 'SEVERE' &&
-      !/401 \(Unauthorized\)/.test(l.message) && // the wrong key, on purpose
+      // the wrong key and the too long message, on purpose
+      !/\/v1\/.* (401 \(Unauthorized\)|400 \(Bad Request\))/.test(l.message) &&
       !/ERR_ABORTED|AbortError|stopped/.test(l.message), // the Stop, on purpose
   );
   check(bad.length === 0, `no errors in the browser console${bad.length ? ': ' + JSON.stringify(bad) : ''}`);
