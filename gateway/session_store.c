@@ -14,11 +14,27 @@
 /* One connection guarded by our own mutex (the connection is opened SQLITE_OPEN_NOMUTEX).
  * SQLITE_OPEN_FULLMUTEX alone would not do: it serializes single calls, but our
  * transactions span several statements that must not interleave with another thread's. */
+/* A write waiting for the next group commit. */
+typedef struct pending_write {
+    duet_code (*fn)(duet_session_store *s, void *ctx, duet_status *st);
+    void *ctx;
+    duet_status *st;
+    duet_code rc;
+    bool done;
+    struct pending_write *next;
+} pending_write;
+
 struct duet_session_store {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* the connection */
     sqlite3 *db;
     sqlite3_stmt **stmts; /* prepared once, by statement_id */
     int64_t last_ms;      /* the last time handed out, to keep times strictly increasing */
+
+    /* group commit: writes that arrive while one commit syncs go together in the next */
+    pthread_mutex_t queue_lock;
+    pthread_cond_t committed;
+    pending_write *queue_head, *queue_tail;
+    bool committing;
 };
 
 /* A long write by another process (say, a backup) makes us wait this long, not fail. */
@@ -303,6 +319,79 @@ static duet_code end(duet_session_store *s, duet_code c, duet_status *st)
     return c;
 }
 
+/* Runs the writes of batch in one transaction, each inside a savepoint so that one that
+ * fails leaves the others standing, and commits them with one disk sync. */
+static void commit_batch(duet_session_store *s, pending_write *batch)
+{
+    pthread_mutex_lock(&s->lock);
+    duet_status st;
+    duet_code c = begin(s, true, &st);
+    for (pending_write *p = batch; p; p = p->next) {
+        if (c != DUET_OK) {
+            p->rc = c;
+            *p->st = st;
+            continue;
+        }
+        int rc = sqlite3_exec(s->db, "SAVEPOINT one_write", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            p->rc = db_error(s->db, rc, "starting a write", p->st);
+            continue;
+        }
+        p->rc = p->fn(s, p->ctx, p->st);
+        if (p->rc != DUET_OK) {
+            sqlite3_exec(s->db, "ROLLBACK TO one_write", NULL, NULL, NULL);
+        }
+        sqlite3_exec(s->db, "RELEASE one_write", NULL, NULL, NULL);
+    }
+    if (c == DUET_OK) {
+        c = end(s, DUET_OK, &st);
+        for (pending_write *p = batch; p && c != DUET_OK; p = p->next) {
+            if (p->rc == DUET_OK) {
+                p->rc = c;
+                *p->st = st;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Runs fn(s, ctx, st) in a write transaction, durable on return. Writes from several threads
+ * at once share transactions and disk syncs: the first caller commits what is queued, the
+ * others wait, then the next one commits what queued meanwhile. */
+static duet_code write_grouped(duet_session_store *s,
+                               duet_code (*fn)(duet_session_store *, void *, duet_status *),
+                               void *ctx, duet_status *st)
+{
+    pending_write me = {.fn = fn, .ctx = ctx, .st = st};
+    pthread_mutex_lock(&s->queue_lock);
+    if (s->queue_tail) {
+        s->queue_tail->next = &me;
+    } else {
+        s->queue_head = &me;
+    }
+    s->queue_tail = &me;
+    while (!me.done) {
+        if (s->committing) {
+            pthread_cond_wait(&s->committed, &s->queue_lock);
+            continue;
+        }
+        s->committing = true;
+        pending_write *batch = s->queue_head;
+        s->queue_head = s->queue_tail = NULL;
+        pthread_mutex_unlock(&s->queue_lock);
+        commit_batch(s, batch);
+        pthread_mutex_lock(&s->queue_lock);
+        for (pending_write *p = batch, *next; p; p = next) {
+            next = p->next; /* p may be gone once done is seen */
+            p->done = true;
+        }
+        s->committing = false;
+        pthread_cond_broadcast(&s->committed);
+    }
+    pthread_mutex_unlock(&s->queue_lock);
+    return me.rc;
+}
+
 /* Within a transaction: is id a session of user's? */
 static duet_code require_owned(duet_session_store *s, const char *user, const char *id,
                                duet_status *st)
@@ -551,6 +640,8 @@ duet_code duet_session_store_open(const char *path, duet_session_store **out, du
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->queue_lock, NULL);
+    pthread_cond_init(&s->committed, NULL);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     duet_code c = rc == SQLITE_OK ? DUET_OK : open_error(s->db, rc, path, "opening", st);
@@ -586,6 +677,8 @@ void duet_session_store_close(duet_session_store *s)
     }
     sqlite3_close(s->db); /* checkpoints the WAL into the file */
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->queue_lock);
+    pthread_cond_destroy(&s->committed);
     free(s);
 }
 
@@ -611,6 +704,21 @@ static duet_code new_session_id(char out[DUET_SESSION_ID_SIZE], duet_status *st)
     return DUET_OK;
 }
 
+typedef struct {
+    const char *id, *user, *title, *system_prompt;
+} create_write;
+
+static duet_code create_fn(duet_session_store *s, void *ctx, duet_status *st)
+{
+    create_write *w = ctx;
+    sqlite3_stmt *q = statement(s, Q_INSERT_SESSION);
+    if (!bind_text(q, 1, w->id) || !bind_text(q, 2, w->user) || !bind_text(q, 3, w->title) ||
+        !bind_text(q, 4, w->system_prompt) || !bind_int(q, 5, next_time_ms(s))) {
+        return db_error(s->db, sqlite3_errcode(s->db), "creating a session", st);
+    }
+    return run(s, q, "creating a session", st);
+}
+
 duet_code duet_session_store_create(duet_session_store *s, const char *user, const char *title,
                                     const char *system_prompt, char out_id[DUET_SESSION_ID_SIZE],
                                     duet_status *st)
@@ -632,15 +740,8 @@ duet_code duet_session_store_create(duet_session_store *s, const char *user, con
     if (c != DUET_OK) {
         return c;
     }
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *q = statement(s, Q_INSERT_SESSION);
-    if (!bind_text(q, 1, id) || !bind_text(q, 2, user) || !bind_text(q, 3, title) ||
-        !bind_text(q, 4, system_prompt) || !bind_int(q, 5, next_time_ms(s))) {
-        c = db_error(s->db, sqlite3_errcode(s->db), "creating a session", st);
-    } else {
-        c = run(s, q, "creating a session", st);
-    }
-    pthread_mutex_unlock(&s->lock);
+    create_write w = {id, user, title, system_prompt};
+    c = write_grouped(s, create_fn, &w, st);
     if (c == DUET_OK) {
         memcpy(out_id, id, sizeof id);
     }
@@ -943,6 +1044,25 @@ static duet_code check_new_message(const duet_session_new_message *m, duet_statu
     return c == DUET_OK ? check_tokens(m->tokens, st) : c;
 }
 
+typedef struct {
+    const char *user, *id;
+    const duet_session_new_message *msgs;
+    size_t n;
+    int64_t first;
+} append_write;
+
+static duet_code append_fn(duet_session_store *s, void *ctx, duet_status *st)
+{
+    append_write *w = ctx;
+    duet_code c = DUET_OK;
+    for (size_t i = 0; i < w->n && c == DUET_OK; i++) {
+        const duet_session_new_message *m = &w->msgs[i];
+        c = append_locked(s, w->user, w->id, m->role, m->content, m->partial, m->tokens,
+                          i == 0 ? &w->first : NULL, st);
+    }
+    return c;
+}
+
 duet_code duet_session_store_append_many(duet_session_store *s, const char *user, const char *id,
                                          const duet_session_new_message *msgs, size_t n,
                                          int64_t *first_seq, duet_status *st)
@@ -960,21 +1080,11 @@ duet_code duet_session_store_append_many(duet_session_store *s, const char *user
     if (c != DUET_OK) {
         return c;
     }
-    pthread_mutex_lock(&s->lock);
-    c = begin(s, true, st);
-    if (c == DUET_OK) {
-        duet_code inner = DUET_OK;
-        int64_t first = 0;
-        for (size_t i = 0; i < n && inner == DUET_OK; i++) {
-            inner = append_locked(s, user, id, msgs[i].role, msgs[i].content, msgs[i].partial,
-                                  msgs[i].tokens, i == 0 ? &first : NULL, st);
-        }
-        c = end(s, inner, st);
-        if (c == DUET_OK && first_seq) {
-            *first_seq = first;
-        }
+    append_write w = {user, id, msgs, n, 0};
+    c = write_grouped(s, append_fn, &w, st);
+    if (c == DUET_OK && first_seq) {
+        *first_seq = w.first;
     }
-    pthread_mutex_unlock(&s->lock);
     return c;
 }
 
@@ -1027,6 +1137,20 @@ static duet_code complete_locked(duet_session_store *s, const char *user, const 
     return c == DUET_OK ? touch(s, id, next_time_ms(s), st) : c;
 }
 
+typedef struct {
+    const char *user, *id;
+    int64_t seq;
+    const char *content;
+    bool partial;
+    int64_t tokens;
+} complete_write;
+
+static duet_code complete_fn(duet_session_store *s, void *ctx, duet_status *st)
+{
+    complete_write *w = ctx;
+    return complete_locked(s, w->user, w->id, w->seq, w->content, w->partial, w->tokens, st);
+}
+
 duet_code duet_session_store_complete(duet_session_store *s, const char *user, const char *id,
                                       int64_t seq, const char *content, bool partial,
                                       int64_t tokens, duet_status *st)
@@ -1044,13 +1168,8 @@ duet_code duet_session_store_complete(duet_session_store *s, const char *user, c
     if (c != DUET_OK) {
         return c;
     }
-    pthread_mutex_lock(&s->lock);
-    c = begin(s, true, st);
-    if (c == DUET_OK) {
-        c = end(s, complete_locked(s, user, id, seq, content, partial, tokens, st), st);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return c;
+    complete_write w = {user, id, seq, content, partial, tokens};
+    return write_grouped(s, complete_fn, &w, st);
 }
 
 /* ---- session fields ---- */

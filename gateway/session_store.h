@@ -27,8 +27,12 @@
  * message content, system prompt and summary at most DUET_SESSION_CONTENT_MAX bytes; all
  * text must be valid UTF-8.
  *
- * Thread-safe: one connection guarded by one mutex; calls from several threads take turns,
- * each holding the lock for one transaction. Results are copies owned by the caller. */
+ * Thread-safe: one connection guarded by one mutex; calls from several threads take turns.
+ * Creating sessions, appending and completing messages — the writes of every chat turn —
+ * are committed in groups: writes that arrive while a commit syncs to disk wait and go
+ * together into the next transaction (each in a savepoint of its own, so a refused write
+ * leaves the others standing), one disk sync for all of them. Results are copies owned by
+ * the caller. */
 #ifndef DUET_SESSION_STORE_H
 #define DUET_SESSION_STORE_H
 

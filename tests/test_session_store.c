@@ -568,9 +568,10 @@ Test(session_store, everything_survives_close_and_reopen)
 #define APPENDS_EACH 15
 
 typedef struct {
-    const char *id;
+    const char *id, *user;
     int64_t seqs[APPENDS_EACH];
     duet_code code;
+    int refused; /* appends answered NOT_FOUND */
 } writer_job;
 
 static void *write_messages(void *arg)
@@ -578,8 +579,12 @@ static void *write_messages(void *arg)
     writer_job *job = arg;
     duet_status wst;
     for (int i = 0; i < APPENDS_EACH && job->code == DUET_OK; i++) {
-        job->code = duet_session_store_append(store, "alice", job->id, DUET_ROLE_USER, "hi", false,
-                                              i, &job->seqs[i], &wst);
+        job->code = duet_session_store_append(store, job->user, job->id, DUET_ROLE_USER, "hi",
+                                              false, i, &job->seqs[i], &wst);
+        if (job->code == DUET_NOT_FOUND) {
+            job->refused++;
+            job->code = DUET_OK;
+        }
     }
     return NULL;
 }
@@ -591,7 +596,7 @@ Test(session_store, concurrent_appends_get_distinct_gapless_seqs)
     pthread_t threads[WRITERS];
     writer_job jobs[WRITERS];
     for (int t = 0; t < WRITERS; t++) {
-        jobs[t] = (writer_job){.id = id, .code = DUET_OK};
+        jobs[t] = (writer_job){.id = id, .user = "alice", .code = DUET_OK};
         cr_assert_eq(pthread_create(&threads[t], NULL, write_messages, &jobs[t]), 0);
     }
     bool seen[WRITERS * APPENDS_EACH + 1] = {false};
@@ -607,6 +612,32 @@ Test(session_store, concurrent_appends_get_distinct_gapless_seqs)
         }
     }
     cr_assert_eq(count_messages("alice", id), WRITERS * APPENDS_EACH);
+}
+
+/* Writes committed together stand or fall alone: another user's appends, refused inside
+ * the shared transactions, take nothing from the owner's. */
+Test(session_store, a_refused_write_in_a_group_commit_leaves_the_others)
+{
+    char id[DUET_SESSION_ID_SIZE];
+    create("alice", NULL, NULL, id);
+    pthread_t threads[2 * WRITERS];
+    writer_job jobs[2 * WRITERS];
+    for (int t = 0; t < 2 * WRITERS; t++) {
+        jobs[t] = (writer_job){.id = id, .user = t % 2 ? "mallory" : "alice", .code = DUET_OK};
+        cr_assert_eq(pthread_create(&threads[t], NULL, write_messages, &jobs[t]), 0);
+    }
+    for (int t = 0; t < 2 * WRITERS; t++) {
+        pthread_join(threads[t], NULL);
+        cr_assert_eq(jobs[t].code, DUET_OK);
+        cr_assert_eq(jobs[t].refused, t % 2 ? APPENDS_EACH : 0, "writer %d", t);
+    }
+    cr_assert_eq(count_messages("alice", id), WRITERS * APPENDS_EACH);
+    duet_session_messages ms;
+    cr_assert_eq(duet_session_store_messages(store, "alice", id, 0, &ms, &st), DUET_OK);
+    for (size_t i = 0; i < ms.count; i++) {
+        cr_assert_eq(ms.items[i].seq, (int64_t)i + 1, "gapless");
+    }
+    duet_session_messages_free(&ms);
 }
 
 /* ---- kill -9 ---- */
