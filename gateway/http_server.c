@@ -224,8 +224,9 @@ void duet_http_reply(duet_http_exchange *x, uint16_t status, const char *content
             nng_http_res_set_header(res, "Content-Type", content_type);
         }
         add_headers(res, headers);
-        /* always data, even empty: NNG adds Content-Length only with it */
-        rv = nng_http_res_copy_data(res, body ? body : "", len);
+        /* always data, even empty: NNG adds Content-Length only with it; an empty body is
+         * set, not copied, as NNG fails to allocate a copy of zero bytes */
+        rv = len ? nng_http_res_copy_data(res, body, len) : nng_http_res_set_data(res, "", 0);
         if (rv != 0) {
             nng_http_res_free(res);
         }
