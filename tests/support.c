@@ -360,3 +360,14 @@ int test_run_program(const char *const argv[], char **out)
     close(fd);
     return rc;
 }
+
+bool test_wait_listening(int port, int timeout_ms)
+{
+    for (int waited = 0; !listening_on(port); waited += 20) {
+        if (waited >= timeout_ms) {
+            return false;
+        }
+        usleep(20 * 1000);
+    }
+    return true;
+}

@@ -72,4 +72,8 @@ char *test_process_stderr(const test_process *p);
  * (malloc'd, NUL-terminated) when out is not NULL. Returns the exit status (127 when it
  * could not be started), 128 + signal when a signal ended it, -1 on a local error. */
 int test_run_program(const char *const argv[], char **out);
+
+/* Waits up to timeout_ms until something listens on TCP port (any local address of this
+ * process's network namespace). */
+bool test_wait_listening(int port, int timeout_ms);
 #endif

@@ -21,6 +21,8 @@ static char lab[512], model[1024];
 static char base_url[96]; /* http://127.0.0.1:PORT/v1 */
 static test_process worker, gateway;
 
+static void stop(void);
+
 static void start(void)
 {
     const char *dir = getenv("DUET_TEST_MODELS");
@@ -56,6 +58,7 @@ static void start(void)
     test_spawn_tool(gargv, &gateway);
     char why[1024];
     if (!test_wait_gateway_ready(&gateway, http_port, 20000, why, sizeof why)) {
+        stop(); /* Criterion runs no .fini after a failed .init */
         cr_assert_fail("%s", why);
     }
 }
@@ -66,6 +69,7 @@ static void stop(void)
     test_process_forget(&worker);
     if (lab[0]) {
         test_remove_dir(lab);
+        lab[0] = '\0';
     }
 }
 
