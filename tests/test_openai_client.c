@@ -44,7 +44,10 @@ static void start(void)
     /* limits high enough for the client's burst of requests */
     snprintf(conf, sizeof conf, "%s/g.yaml", lab);
     FILE *f = fopen(conf, "w");
-    cr_assert_not_null(f);
+    if (!f) {
+        stop();
+        cr_assert_fail("cannot write %s", conf);
+    }
     fprintf(f,
             "workers:\n  - url: %s\n    server_name: worker-1\n"
             "limits:\n  user_requests_per_second: 100\n  user_request_burst: 100\n"

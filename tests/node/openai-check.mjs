@@ -95,6 +95,22 @@ async function streamed() {
   return { text, model: first.model };
 }
 
+// Without stream_options.include_usage there is no usage chunk: the stream ends with the
+// finish_reason chunk, as OpenAI's does.
+async function streamedWithoutUsage() {
+  const stream = await client.chat.completions.create({ ...ask, stream: true });
+  const chunks = [];
+  for await (const chunk of stream) {
+    chunks.push(chunk);
+  }
+  const last = chunks[chunks.length - 1];
+  check(chunks.every((c) => c.choices.length === 1 && c.usage == null),
+        'stream without include_usage: one choice in every chunk, no usage', chunks);
+  check(last.choices[0].finish_reason === 'length' || last.choices[0].finish_reason === 'stop',
+        'stream without include_usage: the last chunk has the finish_reason', last);
+  console.log(`ok - streamed without include_usage: ${chunks.length} chunks, no usage chunk`);
+}
+
 async function whole() {
   const c = await client.chat.completions.create(ask);
   check(c.object === 'chat.completion', 'whole: object is chat.completion', c);
@@ -196,6 +212,7 @@ async function errors() {
 
 try {
   const s = await streamed();
+  await streamedWithoutUsage();
   const w = await whole();
   check(w.text === s.text, 'greedy (temperature 0): the whole answer equals the streamed one',
         { whole: w.text, streamed: s.text });
