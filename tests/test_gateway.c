@@ -53,6 +53,9 @@ static void start(void)
     test_spawn_tool(gargv, &gateway);
     char why[1024];
     if (!test_wait_gateway_ready(&gateway, http_port, 20000, why, sizeof why)) {
+        /* Criterion runs no .fini after a failed .init: leave no process behind */
+        test_process_forget(&gateway);
+        test_process_forget(&worker);
         cr_assert_fail("%s", why);
     }
 }

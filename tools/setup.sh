@@ -11,6 +11,7 @@ packages=(
   libcriterion-dev
   libjansson-dev libsqlite3-dev libedit-dev
   libpcre2-dev libcurl4-openssl-dev
+  curl iproute2
   chromium chromium-driver
 )
 
