@@ -45,8 +45,10 @@ const char *duet_rpc_nng_error_text(int err, bool tls)
     case NNG_ECONNREFUSED:
         return "connection refused (is the server running and listening on that address?)";
     case NNG_ECRYPTO:
-        return tls ? "TLS handshake failed: the peer's certificate was not signed by our CA, "
-                     "does not carry the expected name, is expired, or lacks the needed key usage"
+        /* mbedTLS reports our refusal of the peer and the peer's alert alike */
+        return tls ? "TLS handshake failed: either the peer's certificate is not acceptable here "
+                     "(not signed by our CA, another name than expected, expired, or the wrong "
+                     "key usage) or the peer refused ours (its log says which)"
                    : "cryptographic error";
     case NNG_EPEERAUTH:
         return "TLS peer authentication failed";
