@@ -1,6 +1,7 @@
 /* duet-mkmodel: writes a synthetic llama-family GGUF with random weights in a real shape,
  * so duet and llama.cpp can be measured and cross-checked on types and sizes that no small
- * real model has. The vocabulary (tokenizer.* metadata) is copied from another GGUF. */
+ * real model has. The vocabulary (tokenizer.* metadata) is copied from another GGUF, or,
+ * without one, duet's own small built-in vocabulary (builtin_vocab.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "builtin_vocab.h"
 #include "cli_number.h"
 #include "gguf.h"
 #include "gguf_writer.h"
@@ -30,7 +32,7 @@ typedef struct {
 static void usage(FILE *to)
 {
     fprintf(to,
-            "usage: duet-mkmodel --out FILE.gguf --vocab-from VOCAB.gguf [options]\n"
+            "usage: duet-mkmodel --out FILE.gguf [--vocab-from VOCAB.gguf] [options]\n"
             "\n"
             "Writes a llama-family GGUF with random weights (gibberish output by design) in the\n"
             "shape you give, readable by duet and llama.cpp. Example, TinyLlama-1.1B in Q4_0:\n"
@@ -39,8 +41,10 @@ static void usage(FILE *to)
             "      --out /tmp/tl-q4_0.gguf\n"
             "\n"
             "  --out FILE          where to write (required)\n"
-            "  --vocab-from FILE   GGUF to copy the tokenizer.* metadata from (required; a\n"
-            "                      vocab-only file is fine); sets the vocabulary size\n"
+            "  --vocab-from FILE   GGUF to copy the tokenizer.* metadata from (a vocab-only\n"
+            "                      file is fine); sets the vocabulary size. Without it: a\n"
+            "                      small built-in SentencePiece-style vocabulary (bytes,\n"
+            "                      ASCII and a few hundred English words)\n"
             "  --arch NAME         llama (default), qwen2 (adds q/k/v biases), qwen3 (q/k norms)\n"
             "  --dim N             embedding size (default 256)\n"
             "  --ffn N             feed-forward size (default 4 x dim rounded to 256)\n"
@@ -329,7 +333,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.out || !o.vocab_from || optind < argc) {
+    if (!o.out || optind < argc) {
         usage(stderr);
         return 2;
     }
@@ -360,19 +364,21 @@ int main(int argc, char **argv)
     }
     g_threads = o.threads;
 
-    duet_gguf *vocab;
+    duet_gguf *vocab = NULL;
     duet_status st;
-    if (duet_gguf_open(o.vocab_from, &vocab, &st) != DUET_OK) {
-        fprintf(stderr, "duet-mkmodel: %s\n", st.message);
-        return 1;
+    if (o.vocab_from) {
+        if (duet_gguf_open(o.vocab_from, &vocab, &st) != DUET_OK) {
+            fprintf(stderr, "duet-mkmodel: %s\n", st.message);
+            return 1;
+        }
+        uint64_t n_vocab;
+        if (!duet_gguf_get_array(vocab, "tokenizer.ggml.tokens", NULL, &n_vocab) || n_vocab == 0) {
+            fprintf(stderr, "duet-mkmodel: %s has no tokenizer.ggml.tokens\n", o.vocab_from);
+            duet_gguf_close(vocab);
+            return 1;
+        }
+        o.vocab = (uint32_t)n_vocab;
     }
-    uint64_t n_vocab;
-    if (!duet_gguf_get_array(vocab, "tokenizer.ggml.tokens", NULL, &n_vocab) || n_vocab == 0) {
-        fprintf(stderr, "duet-mkmodel: %s has no tokenizer.ggml.tokens\n", o.vocab_from);
-        duet_gguf_close(vocab);
-        return 1;
-    }
-    o.vocab = (uint32_t)n_vocab;
     uint32_t head_dim = o.dim / o.heads;
     if (check_shape(&o, o.type, "dim", o.dim) || check_shape(&o, o.type, "ffn", o.ffn) ||
         check_shape(&o, o.embd_type, "dim", o.dim) ||
@@ -406,8 +412,14 @@ int main(int argc, char **argv)
         duet_gguf_writer_u32(w, ARCH_KEY("attention.value_length"), head_dim);
     }
 #undef ARCH_KEY
-    for (size_t i = 0; i < sizeof tokenizer_keys / sizeof tokenizer_keys[0]; i++) {
-        duet_gguf_writer_copy(w, vocab, tokenizer_keys[i]);
+    if (vocab) {
+        for (size_t i = 0; i < sizeof tokenizer_keys / sizeof tokenizer_keys[0]; i++) {
+            duet_gguf_writer_copy(w, vocab, tokenizer_keys[i]);
+        }
+    } else if ((o.vocab = duet_builtin_vocab_write(w)) == 0) {
+        fprintf(stderr, "duet-mkmodel: out of memory\n");
+        duet_gguf_writer_free(w);
+        return 1;
     }
 
     /* specs live until the write: one per distinct shape/role */
