@@ -314,6 +314,18 @@ static void on_text(void *arg, const char *text, size_t len, uint32_t tokens)
 static void on_end(void *arg, const duet_relay_result *r)
 {
     answer *an = arg;
+    duet_relay_result last_resort;
+    if (r->status.code == DUET_UNAVAILABLE && an->api->o.last_resort_message && an->text.len == 0) {
+        /* no worker could serve: the configured text stands in for the answer */
+        duet_log_info("answer %s: no worker could serve (%s): sending the last-resort message",
+                      an->id, r->status.message);
+        const char *msg = an->api->o.last_resort_message;
+        on_text(an, msg, strlen(msg), 0);
+        last_resort = *r;
+        duet_status_clear(&last_resort.status);
+        last_resort.finish_reason = DUET__V1__FINISH_REASON__FINISH_REASON_STOP;
+        r = &last_resort;
+    }
     duet_openai_finish finish = r->finish_reason == DUET__V1__FINISH_REASON__FINISH_REASON_LENGTH
                                     ? DUET_OPENAI_FINISH_LENGTH
                                     : DUET_OPENAI_FINISH_STOP;
@@ -414,8 +426,12 @@ static void start_answer(answer *an)
     atomic_fetch_add(&an->refs, 1); /* the relay's, until on_end */
     duet_relay_sink sink = {.on_text = on_text, .on_end = on_end, .arg = an};
     duet_relay *r = NULL;
-    if (duet_relay_start(api->o.pool, api->o.timer, &w.req, &api->o.relay, &sink, &r, &st) !=
-        DUET_OK) {
+    if (!an->m.tok) {
+        duet_relay_result res = {.worker = -1};
+        duet_status_set(&res.status, DUET_UNAVAILABLE, "no worker is ready");
+        on_end(an, &res);
+    } else if (duet_relay_start(api->o.pool, api->o.timer, &w.req, &api->o.relay, &sink, &r, &st) !=
+               DUET_OK) {
         duet_relay_result res = {.worker = -1, .status = st};
         on_end(an, &res);
     }
@@ -589,11 +605,16 @@ static void chat_completions(duet_http_exchange *x, void *arg)
         answer_unref(an);
         return;
     }
-    if (!served(api, &an->m)) {
+    bool ready = served(api, &an->m);
+    if (!ready && !api->o.last_resort_message) {
         chat_error(api, x, DUET_UNAVAILABLE, "no worker is ready yet; retry in a moment", NULL,
                    5000);
         answer_unref(an);
         return;
+    }
+    if (!ready) {
+        /* answered with the last-resort message: nothing to count tokens with or trim */
+        an->m = (served_model){.tok = NULL, .context = UINT32_MAX, .name = "none"};
     }
     an->budget = an->in.has_max_tokens ? an->in.max_tokens : api->o.answer_tokens;
     if (an->budget >= an->m.context) {
@@ -601,7 +622,7 @@ static void chat_completions(duet_http_exchange *x, void *arg)
     }
     uint64_t retry_ms = 0;
     duet_code rc = open_turn(api, x, an, &st);
-    if (rc == DUET_OK) {
+    if (rc == DUET_OK && ready) {
         rc = trim_turn(an, &st);
     }
     if (rc == DUET_OK) {

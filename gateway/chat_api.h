@@ -43,6 +43,8 @@ typedef struct {
     duet_trim_policy trim_policy;
     uint32_t summary_tokens; /* the longest summary under DUET_TRIM_SUMMARIZE */
     uint32_t answer_tokens;  /* the answer budget when a request has no max_tokens */
+    /* no worker can serve: NULL answers 503 with Retry-After, a text is the answer */
+    const char *last_resort_message;
     duet_relay_options relay;
 } duet_chat_api_options;
 

@@ -39,6 +39,8 @@ static const duet_config_field routing_fields[] = {
                              DUET_CONFIG_OPTIONAL, 3, 1, 1000),
     DUET_CONFIG_FIELD_UINT32(duet_routing_settings, breaker_cooldown_ms, "breaker_cooldown_ms",
                              DUET_CONFIG_OPTIONAL, 10000, 100, 3600000),
+    DUET_CONFIG_FIELD_STRING(duet_routing_settings, last_resort_message, "last_resort_message",
+                             DUET_CONFIG_OPTIONAL, NULL),
     DUET_CONFIG_FIELD_UINT32(duet_routing_settings, answer_tokens, "answer_tokens",
                              DUET_CONFIG_OPTIONAL, 512, 1, 1u << 20),
 };

@@ -39,6 +39,8 @@ typedef struct {
     uint32_t request_timeout_ms;     /* 0 (none) .. 86400000, default 600000 */
     uint32_t breaker_failures;       /* 1 .. 1000, default 3 */
     uint32_t breaker_cooldown_ms;    /* 100 .. 3600000, default 10000 */
+    char *last_resort_message;       /* when no worker can serve: NULL answers 503 with
+                                        Retry-After, a text is sent as the answer */
     uint32_t answer_tokens;          /* the answer budget when a request gives no max_tokens, 1 ..
                                         1048576, default 512 */
 } duet_routing_settings;

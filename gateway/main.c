@@ -263,6 +263,7 @@ static int serve(const gateway_opts *o, duet_gateway_config *cfg)
                                     .trim_policy = (duet_trim_policy)cfg->sessions.trim_policy,
                                     .summary_tokens = cfg->sessions.summary_tokens,
                                     .answer_tokens = rt->answer_tokens,
+                                    .last_resort_message = rt->last_resort_message,
                                     .relay = {.first_token_timeout_ms = rt->first_token_timeout_ms,
                                               .timeout_ms = rt->request_timeout_ms}};
         if (duet_chat_api_new(http, &ao, &api, &st) != DUET_OK ||

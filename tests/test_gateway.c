@@ -205,3 +205,81 @@ Test(gateway, no_worker_left_is_503_with_retry_after_and_sigterm_is_clean)
     cr_assert_eq(rc, 0, "gateway exit %d: %s", rc, err ? err : "");
     free(err);
 }
+
+/* With routing.last_resort_message, a gateway that has no worker to serve answers with that
+ * text, whole or streamed, and stores it with the session like any answer. */
+Test(gateway, with_no_worker_the_configured_message_is_the_answer)
+{
+    char conf2[700], http2[64], db[700];
+    int port2 = test_free_port();
+    snprintf(http2, sizeof http2, "127.0.0.1:%d", port2);
+    snprintf(conf2, sizeof conf2, "%s/lastresort.yaml", lab);
+    snprintf(db, sizeof db, "%s/lastresort.db", lab);
+    FILE *f = fopen(conf2, "w");
+    fprintf(f,
+            "workers:\n  - url: tls+tcp://127.0.0.1:%d\n    server_name: worker-1\n"
+            "routing:\n  last_resort_message: \"The assistant is asleep; try later.\"\n"
+            "sessions:\n  db: %s\n",
+            test_free_port(), db);
+    fclose(f);
+    const char *gargv[] = {"duet-gateway", "-c",        conf2, "--http",
+                           http2,          "--certs",   lab,   "--name",
+                           "gateway-1",    "--api-key", "k2",  NULL};
+    test_process lonely;
+    test_spawn_tool(gargv, &lonely);
+    if (!test_wait_listening(port2, 20000)) {
+        test_process_forget(&lonely);
+        cr_assert_fail("the gateway does not listen on %d", port2);
+    }
+    char buf[65536];
+    char req[1024];
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
+    snprintf(req, sizeof req,
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer k2\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    int status = -1;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        usleep(100 * 1000);
+        if (test_process_wait(&lonely, 0) != -2) {
+            break;
+        }
+        buf[0] = '\0';
+        test_http(port2, req, buf, sizeof buf, 5000);
+        status = test_http_status(buf);
+    }
+    cr_assert_eq(status, 200, "%s", buf);
+    cr_assert(strstr(buf, "\"content\":\"The assistant is asleep; try later.\""), "%s", buf);
+    cr_assert(strstr(buf, "\"finish_reason\":\"stop\""), "%s", buf);
+    char session[64] = "";
+    const char *h = strstr(buf, "X-Duet-Session: ");
+    cr_assert_not_null(h, "%s", buf);
+    snprintf(session, sizeof session, "%.32s", h + 16);
+
+    const char *sbody =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"Still?\"}],\"stream\":true}";
+    snprintf(req, sizeof req,
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer k2\r\n"
+             "X-Duet-Session: %s\r\nContent-Length: %zu\r\n\r\n%s",
+             session, strlen(sbody), sbody);
+    test_http(port2, req, buf, sizeof buf, 5000);
+    cr_assert_eq(test_http_status(buf), 200, "%s", buf);
+    cr_assert(strstr(buf, "\"delta\":{\"content\":\"The assistant is asleep; try later.\"}"), "%s",
+              buf);
+    cr_assert(strstr(buf, "data: [DONE]"), "%s", buf);
+
+    snprintf(req, sizeof req,
+             "GET /v1/sessions/%s HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer k2\r\n\r\n",
+             session);
+    test_http(port2, req, buf, sizeof buf, 5000);
+    cr_assert_eq(test_http_status(buf), 200, "%s", buf);
+    const char *last = strstr(buf, "\"seq\":4");
+    cr_assert_not_null(last, "%s", buf);
+    cr_assert(strstr(last, "\"content\":\"The assistant is asleep; try later.\",\"partial\":false"),
+              "stored as a complete answer: %s", buf);
+    int rc = test_process_stop(&lonely, SIGTERM, 20000);
+    char *err = test_process_stderr(&lonely);
+    cr_assert_eq(rc, 0, "gateway exit %d: %s", rc, err ? err : "");
+    free(err);
+    test_process_forget(&lonely);
+}
