@@ -239,61 +239,69 @@ static void reply_session(duet_http_exchange *x, duet_session_api *api, const ch
     duet_api_reply_json(x, status, dump(root), NULL);
 }
 
-static void create_session(duet_http_exchange *x, duet_session_api *api, const char *user)
-{
-    static const char *const fields[] = {"title", "system_prompt", NULL};
-    json_t *body = body_object(x, fields);
+/* The body of POST and PATCH: optional "title" (a string) and "system_prompt" (a string or
+ * null). False after answering 400; on true the caller frees f->body. */
+typedef struct {
+    json_t *body;
     bool has_title, has_prompt;
     const char *title, *prompt;
-    if (!body) {
+} session_fields;
+
+static bool read_session_fields(duet_http_exchange *x, session_fields *f)
+{
+    static const char *const fields[] = {"title", "system_prompt", NULL};
+    f->body = body_object(x, fields);
+    if (f->body && string_field(x, f->body, "title", false, &f->has_title, &f->title) &&
+        string_field(x, f->body, "system_prompt", true, &f->has_prompt, &f->prompt)) {
+        return true;
+    }
+    json_decref(f->body);
+    return false;
+}
+
+static void create_session(duet_http_exchange *x, duet_session_api *api, const char *user)
+{
+    session_fields f;
+    if (!read_session_fields(x, &f)) {
         return;
     }
-    if (string_field(x, body, "title", false, &has_title, &title) &&
-        string_field(x, body, "system_prompt", true, &has_prompt, &prompt)) {
-        char id[DUET_SESSION_ID_SIZE];
-        duet_status st;
-        if (duet_session_store_create(api->store, user, title, prompt, id, &st) != DUET_OK) {
-            reply_status(x, &st);
-        } else {
-            reply_session(x, api, user, id, 201, false, 0);
-        }
+    char id[DUET_SESSION_ID_SIZE];
+    duet_status st;
+    if (duet_session_store_create(api->store, user, f.title, f.prompt, id, &st) != DUET_OK) {
+        reply_status(x, &st);
+    } else {
+        reply_session(x, api, user, id, 201, false, 0);
     }
-    json_decref(body);
+    json_decref(f.body);
 }
 
 static void change_session(duet_http_exchange *x, duet_session_api *api, const char *user,
                            const char *id)
 {
-    static const char *const fields[] = {"title", "system_prompt", NULL};
-    json_t *body = body_object(x, fields);
-    bool has_title, has_prompt;
-    const char *title, *prompt;
-    if (!body) {
+    session_fields f;
+    if (!read_session_fields(x, &f)) {
         return;
     }
-    if (string_field(x, body, "title", false, &has_title, &title) &&
-        string_field(x, body, "system_prompt", true, &has_prompt, &prompt)) {
-        duet_status st;
-        duet_code rc = DUET_OK;
-        if (has_title) {
-            rc = duet_session_store_rename(api->store, user, id, title, &st);
-        }
-        if (rc == DUET_OK && has_prompt) {
-            rc = duet_session_store_set_system_prompt(api->store, user, id, prompt, &st);
-        }
-        if (rc == DUET_OK && !has_title && !has_prompt) {
-            /* nothing to change: still answer 404 for a session that is not the user's */
-            duet_session_info info;
-            rc = duet_session_store_get(api->store, user, id, &info, &st);
-            duet_session_info_free(&info);
-        }
-        if (rc != DUET_OK) {
-            reply_status(x, &st);
-        } else {
-            reply_session(x, api, user, id, 200, false, 0);
-        }
+    duet_status st;
+    duet_code rc = DUET_OK;
+    if (f.has_title) {
+        rc = duet_session_store_rename(api->store, user, id, f.title, &st);
     }
-    json_decref(body);
+    if (rc == DUET_OK && f.has_prompt) {
+        rc = duet_session_store_set_system_prompt(api->store, user, id, f.prompt, &st);
+    }
+    if (rc == DUET_OK && !f.has_title && !f.has_prompt) {
+        /* nothing to change: still answer 404 for a session that is not the user's */
+        duet_session_info info;
+        rc = duet_session_store_get(api->store, user, id, &info, &st);
+        duet_session_info_free(&info);
+    }
+    if (rc != DUET_OK) {
+        reply_status(x, &st);
+    } else {
+        reply_session(x, api, user, id, 200, false, 0);
+    }
+    json_decref(f.body);
 }
 
 static void delete_session(duet_http_exchange *x, duet_session_api *api, const char *user,
