@@ -1,61 +1,80 @@
 /* duet: the command-line client of a duet gateway.
  *
- *   duet ask "question"   one answer, streamed to stdout (the question from stdin when it
- *                         is "-", or missing while stdin is not a terminal)
- *   duet chat             a conversation with line editing and history
+ *   duet ask "question"   one answer, streamed to stdout, in a session of its own (or in
+ *                         the one --session names)
+ *   duet chat             a conversation in a session, with line editing and history
+ *   duet sessions ...     list, show, rename and delete the sessions the gateway keeps
  *
- * It talks to the gateway's OpenAI-compatible HTTP API, the same door as every other
- * client. */
-#include <editline/readline.h>
+ * It talks to the gateway's HTTP API (docs/http-api.md) over HTTP or HTTPS, the same door
+ * as every other client. */
 #include <getopt.h>
-#include <jansson.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "cli.h"
 #include "cli_number.h"
-#include "sse_client.h"
-
-#define MAX_QUESTION_BYTES (1u << 20)
-
-typedef struct {
-    const char *gateway;
-    char api_key[512];
-    const char *system;
-    long max_tokens; /* 0: the gateway's default */
-    bool quiet;      /* no token counts on stderr */
-} cli_opts;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: duet [options] ask [QUESTION]\n"
-               "       duet [options] chat\n"
-               "\n"
-               "Talks to a duet gateway's chat API and streams the answers.\n"
-               "\n"
-               "  -g, --gateway URL      the gateway (default $DUET_GATEWAY, else\n"
-               "                         http://127.0.0.1:8080)\n"
-               "  -k, --api-key KEY      the API key (default $DUET_API_KEY, else the first line\n"
-               "                         of ~/.config/duet/api-key)\n"
-               "  -s, --system TEXT      a system prompt\n"
-               "  -n, --max-tokens N     longest answer, in tokens\n"
-               "  -q, --quiet            no token counts on stderr\n"
-               "  -h, --help             this text\n"
-               "\n"
-               "In chat: /new starts over, /system TEXT sets the system prompt, /quit (or\n"
-               "Ctrl-D) leaves.\n");
+    fprintf(f,
+            "usage: duet [options] ask [QUESTION]\n"
+            "       duet [options] chat\n"
+            "       duet [options] sessions [list | show ID | rename ID TITLE | delete ID]\n"
+            "\n"
+            "Talks to a duet gateway: streams answers as they are written, and keeps each\n"
+            "conversation in a session the gateway stores.\n"
+            "\n"
+            "  ask [QUESTION]         one answer in a new session (with --session, the next\n"
+            "                         turn of that one); the question from stdin when it is\n"
+            "                         \"-\" or missing and stdin is not a terminal. The session\n"
+            "                         and token counts go to stderr.\n"
+            "  chat                   a conversation; the first message starts a session\n"
+            "  sessions               your sessions: number, id, title, messages, last update\n"
+            "  sessions show ID       a session's system prompt and messages (partial\n"
+            "                         answers marked [partial])\n"
+            "  sessions rename ID TITLE\n"
+            "  sessions delete ID     delete a session and its messages\n"
+            "\n"
+            "  -g, --gateway URL      the gateway, http:// or https:// (default $DUET_GATEWAY,\n"
+            "                         else http://127.0.0.1:8080)\n"
+            "  -k, --api-key KEY      the API key (default $DUET_API_KEY, else the first line\n"
+            "                         of ~/.config/duet/api-key)\n"
+            "      --ca FILE          trust the CA in FILE (PEM, e.g. the lab's ca.crt) for\n"
+            "                         an HTTPS gateway (default $DUET_CA, else the system's)\n"
+            "  -S, --session ID       ask or chat in this session\n"
+            "  -s, --system TEXT      the system prompt of a new session (with --session, it\n"
+            "                         replaces that session's)\n"
+            "  -n, --max-tokens N     longest answer, in tokens\n"
+            "  -q, --quiet            no session and token counts on stderr\n"
+            "  -h, --help             this text\n"
+            "\n"
+            "An ID is a session's id or any unique start of it (the 8 digits lists show).\n"
+            "\n"
+            "In chat:\n"
+            "  /new                   the next message starts a new session\n"
+            "  /sessions              your sessions, numbered\n"
+            "  /switch N|ID           continue session N of that list, or that id\n"
+            "  /system TEXT           set the session's system prompt (alone: clear it)\n"
+            "  /rename TITLE          rename the session\n"
+            "  /quit                  leave (Ctrl-D too); Ctrl-C stops an answer\n");
 }
 
-static void find_api_key(cli_opts *o)
+/* The API key and where it came from (for the message when the gateway refuses it). */
+typedef struct {
+    char key[512];
+    char source[1100];
+} api_key;
+
+static void find_api_key(api_key *k)
 {
-    if (o->api_key[0]) {
-        return;
+    if (k->key[0]) {
+        return; /* --api-key */
     }
     const char *env = getenv("DUET_API_KEY");
     if (env && env[0]) {
-        snprintf(o->api_key, sizeof o->api_key, "%s", env);
+        snprintf(k->key, sizeof k->key, "%s", env);
+        snprintf(k->source, sizeof k->source, "DUET_API_KEY");
         return;
     }
     const char *home = getenv("HOME");
@@ -63,208 +82,73 @@ static void find_api_key(cli_opts *o)
     snprintf(path, sizeof path, "%s/.config/duet/api-key", home ? home : ".");
     FILE *f = fopen(path, "r");
     if (f) {
-        if (fgets(o->api_key, sizeof o->api_key, f)) {
-            o->api_key[strcspn(o->api_key, "\r\n")] = '\0';
+        if (fgets(k->key, sizeof k->key, f)) {
+            k->key[strcspn(k->key, "\r\n")] = '\0';
+            snprintf(k->source, sizeof k->source, "%s", path);
         }
         fclose(f);
     }
 }
 
-/* Prints each piece and keeps the whole answer (the next turn sends it back). */
-typedef struct {
-    char *text;
-    size_t len, cap;
-} collected;
-
-static void on_text(void *arg, const char *text, size_t len)
+int duet_cli_fail(const duet_status *st)
 {
-    collected *c = arg;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    if (c->len + len + 1 > c->cap) {
-        size_t cap = (c->len + len + 1) * 2;
-        char *p = realloc(c->text, cap);
-        if (!p) {
-            return;
-        }
-        c->text = p;
-        c->cap = cap;
-    }
-    memcpy(c->text + c->len, text, len);
-    c->len += len;
-    c->text[c->len] = '\0';
+    fprintf(stderr, "duet: %s\n", st->message);
+    return 1;
 }
 
-/* One turn: sends messages, streams the answer, appends it to messages. 0, or 1 on error
- * (reported on stderr). */
-static int converse(const cli_opts *o, json_t *messages)
+static const char *from_env(const char *name)
 {
-    json_t *req = json_pack("{s:O, s:b, s:{s:b}}", "messages", messages, "stream", 1,
-                            "stream_options", "include_usage", 1);
-    if (req && o->max_tokens > 0) {
-        json_object_set_new(req, "max_tokens", json_integer(o->max_tokens));
-    }
-    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    if (!body) {
-        fprintf(stderr, "duet: the message is not valid UTF-8 text\n");
-        return 1;
-    }
-    collected c = {0};
-    duet_cli_answer ans;
-    duet_status st;
-    duet_code rc = duet_cli_chat(o->gateway, o->api_key, body, on_text, &c, &ans, &st);
-    free(body);
-    if (c.len > 0) {
-        putchar('\n');
-    }
-    if (rc != DUET_OK) {
-        fprintf(stderr, "duet: %s\n", st.message);
-        free(c.text);
-        return 1;
-    }
-    json_array_append_new(
-        messages, json_pack("{s:s, s:s}", "role", "assistant", "content", c.text ? c.text : ""));
-    if (!o->quiet) {
-        fprintf(stderr, "[%u prompt + %u answer tokens%s%s%s]\n", ans.prompt_tokens,
-                ans.completion_tokens,
-                strcmp(ans.finish_reason, "length") == 0 ? ", cut at the length limit" : "",
-                ans.trimmed_messages ? ", older messages left out to fit the context" : "", "");
-    }
-    free(c.text);
-    return 0;
-}
-
-static json_t *new_conversation(const char *system)
-{
-    json_t *m = json_array();
-    if (system && system[0]) {
-        json_array_append_new(m, json_pack("{s:s, s:s}", "role", "system", "content", system));
-    }
-    return m;
-}
-
-static int ask(const cli_opts *o, const char *question)
-{
-    char *from_stdin = NULL;
-    if (!question || strcmp(question, "-") == 0) {
-        if (!question && isatty(STDIN_FILENO)) {
-            fprintf(stderr, "duet ask: give the question as an argument, or pipe it in\n");
-            return 2;
-        }
-        size_t len = 0, cap = 0;
-        FILE *mem = open_memstream(&from_stdin, &cap);
-        char buf[4096];
-        size_t r;
-        while (mem && (r = fread(buf, 1, sizeof buf, stdin)) > 0 && len < MAX_QUESTION_BYTES) {
-            fwrite(buf, 1, r, mem);
-            len += r;
-        }
-        if (mem) {
-            fclose(mem);
-        }
-        if (!from_stdin || len == 0) {
-            free(from_stdin);
-            fprintf(stderr, "duet ask: nothing came on stdin\n");
-            return 2;
-        }
-        question = from_stdin;
-    }
-    json_t *m = new_conversation(o->system);
-    json_array_append_new(m, json_pack("{s:s, s:s}", "role", "user", "content", question));
-    int rc = converse(o, m);
-    json_decref(m);
-    free(from_stdin);
-    return rc;
-}
-
-static int chat(cli_opts *o)
-{
-    json_t *m = new_conversation(o->system);
-    printf("duet chat with %s: /new starts over, /system TEXT sets the system prompt, /quit "
-           "leaves\n",
-           o->gateway);
-    char *line;
-    while ((line = readline("you> ")) != NULL) {
-        if (line[0] == '\0') {
-            free(line);
-            continue;
-        }
-        add_history(line);
-        if (strcmp(line, "/quit") == 0 || strcmp(line, "/exit") == 0) {
-            free(line);
-            break;
-        }
-        if (strcmp(line, "/new") == 0) {
-            json_decref(m);
-            m = new_conversation(o->system);
-            printf("(a new conversation)\n");
-        } else if (strncmp(line, "/system", 7) == 0) {
-            const char *text = line + 7 + strspn(line + 7, " ");
-            json_t *old = m;
-            m = new_conversation(text);
-            size_t i;
-            json_t *msg;
-            json_array_foreach(old, i, msg)
-            {
-                const char *role = json_string_value(json_object_get(msg, "role"));
-                if (role && strcmp(role, "system") != 0) {
-                    json_array_append(m, msg);
-                }
-            }
-            json_decref(old);
-            printf("(system prompt %s)\n", text[0] ? "set" : "cleared");
-        } else if (line[0] == '/') {
-            printf("(unknown command %s: /new, /system TEXT, /quit)\n", line);
-        } else {
-            json_array_append_new(m, json_pack("{s:s, s:s}", "role", "user", "content", line));
-            printf("duet> ");
-            fflush(stdout);
-            if (converse(o, m) != 0) {
-                /* keep the question out of the history: it got no answer */
-                json_array_remove(m, json_array_size(m) - 1);
-            }
-        }
-        free(line);
-    }
-    json_decref(m);
-    return 0;
+    const char *v = getenv(name);
+    return v && v[0] ? v : NULL;
 }
 
 int main(int argc, char **argv)
 {
-    cli_opts o = {0};
-    const char *env = getenv("DUET_GATEWAY");
-    o.gateway = env && env[0] ? env : "http://127.0.0.1:8080";
+    duet_cli c = {0};
+    api_key key = {0};
+    duet_gateway_config cfg = {.url = from_env("DUET_GATEWAY"), .ca_file = from_env("DUET_CA")};
+    if (!cfg.url) {
+        cfg.url = "http://127.0.0.1:8080";
+    }
+    enum { OPT_CA = 256 };
     static const struct option longopts[] = {{"gateway", required_argument, NULL, 'g'},
                                              {"api-key", required_argument, NULL, 'k'},
+                                             {"ca", required_argument, NULL, OPT_CA},
+                                             {"session", required_argument, NULL, 'S'},
                                              {"system", required_argument, NULL, 's'},
                                              {"max-tokens", required_argument, NULL, 'n'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "+g:k:s:n:qh", longopts, NULL)) != -1) {
+    /* options may come before or after the command: "duet ask --session ID ..." */
+    while ((opt = getopt_long(argc, argv, "g:k:S:s:n:qh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'g':
-            o.gateway = optarg;
+            cfg.url = optarg;
             break;
         case 'k':
-            snprintf(o.api_key, sizeof o.api_key, "%s", optarg);
+            snprintf(key.key, sizeof key.key, "%s", optarg);
+            snprintf(key.source, sizeof key.source, "--api-key");
+            break;
+        case OPT_CA:
+            cfg.ca_file = optarg;
+            break;
+        case 'S':
+            c.session = optarg;
             break;
         case 's':
-            o.system = optarg;
+            c.system = optarg;
             break;
-        case 'n': {
-            if (!duet_parse_long(optarg, 1, 1000000, &o.max_tokens)) {
+        case 'n':
+            if (!duet_parse_long(optarg, 1, 1000000, &c.max_tokens)) {
                 fprintf(stderr, "duet: --max-tokens wants a number 1..1000000, not \"%s\"\n",
                         optarg);
                 return 2;
             }
             break;
-        }
         case 'q':
-            o.quiet = true;
+            c.quiet = true;
             break;
         case 'h':
             usage(stdout);
@@ -278,18 +162,34 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    find_api_key(&o);
     const char *cmd = argv[optind++];
-    if (strcmp(cmd, "ask") == 0) {
-        if (argc - optind > 1) {
-            fprintf(stderr, "duet ask: one question (quote it)\n");
-            return 2;
-        }
-        return ask(&o, optind < argc ? argv[optind] : NULL);
+    int n_args = argc - optind;
+    bool is_ask = strcmp(cmd, "ask") == 0, is_chat = strcmp(cmd, "chat") == 0,
+         is_sessions = strcmp(cmd, "sessions") == 0;
+    if (!is_ask && !is_chat && !is_sessions) {
+        fprintf(stderr, "duet: unknown command \"%s\" (ask, chat, sessions; --help)\n", cmd);
+        return 2;
     }
-    if (strcmp(cmd, "chat") == 0) {
-        return chat(&o);
+    if ((is_ask && n_args > 1) || (is_chat && n_args > 0)) {
+        fprintf(stderr, is_ask ? "duet ask: one question (quote it)\n"
+                               : "duet chat: no arguments (the messages are typed)\n");
+        return 2;
     }
-    fprintf(stderr, "duet: unknown command \"%s\" (ask, chat)\n", cmd);
-    return 2;
+    if (is_sessions && c.session) {
+        fprintf(stderr, "duet sessions: name the session after the subcommand "
+                        "(duet sessions show ID)\n");
+        return 2;
+    }
+    find_api_key(&key);
+    cfg.api_key = key.key;
+    cfg.key_source = key.source[0] ? key.source : NULL;
+    duet_status st;
+    if (duet_gateway_open(&cfg, &c.gw, &st) != DUET_OK) {
+        return duet_cli_fail(&st);
+    }
+    int rc = is_ask    ? duet_cli_ask(&c, n_args ? argv[optind] : NULL)
+             : is_chat ? duet_cli_chat(&c)
+                       : duet_cli_sessions(&c, n_args, argv + optind);
+    duet_gateway_close(c.gw);
+    return rc;
 }

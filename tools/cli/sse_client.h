@@ -1,6 +1,6 @@
-/* The CLI's side of the gateway's chat API: one POST /v1/chat/completions with
- * "stream":true over plain HTTP, reading the server-sent events as they arrive and handing
- * each piece of answer text to a callback. */
+/* duet-bench gateway's client of the chat API (the duet CLI itself uses gateway_client.h,
+ * on libcurl): one POST /v1/chat/completions with "stream":true over plain HTTP, reading the
+ * server-sent events as they arrive and handing each piece of answer text to a callback. */
 #ifndef DUET_CLI_SSE_CLIENT_H
 #define DUET_CLI_SSE_CLIENT_H
 
