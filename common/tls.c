@@ -40,7 +40,7 @@ duet_code duet_transport_check(const char *url, bool insecure, duet_transport_ki
                            url);
 }
 
-static char *read_pem(const char *what, const char *path, duet_status *st)
+char *duet_tls_read_pem(const char *what, const char *path, duet_status *st)
 {
     if (!path || !*path) {
         duet_status_set(st, DUET_INVALID_ARGUMENT, "no %s file given", what);
@@ -128,9 +128,9 @@ duet_code duet_tls_config_new(bool server, const duet_tls_options *opts, nng_tls
         return duet_status_set(st, DUET_INVALID_ARGUMENT,
                                "no server name to check the listener's certificate against");
     }
-    char *ca = read_pem("CA certificate", opts->ca_file, st);
-    char *cert = ca ? read_pem("certificate", opts->cert_file, st) : NULL;
-    char *key = cert ? read_pem("private key", opts->key_file, st) : NULL;
+    char *ca = duet_tls_read_pem("CA certificate", opts->ca_file, st);
+    char *cert = ca ? duet_tls_read_pem("certificate", opts->cert_file, st) : NULL;
+    char *key = cert ? duet_tls_read_pem("private key", opts->key_file, st) : NULL;
     if (!key) {
         free(ca);
         free(cert);

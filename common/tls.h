@@ -35,6 +35,11 @@ duet_code duet_transport_check(const char *url, bool insecure, duet_transport_ki
 /* Makes an NNG TLS configuration requiring and verifying the peer's certificate, with our
  * own certificate and key. For a dialer (server == false) server_name is required. Files
  * that are missing or not PEM give INVALID_ARGUMENT naming the file. */
+/* The PEM text of a file (a certificate or key), at most a few hundred KiB, NUL-terminated
+ * and malloc'd; NULL with INVALID_ARGUMENT naming what and path when it cannot be read or is
+ * not PEM. */
+char *duet_tls_read_pem(const char *what, const char *path, duet_status *st);
+
 duet_code duet_tls_config_new(bool server, const duet_tls_options *opts, nng_tls_config **out,
                               duet_status *st);
 

@@ -9,6 +9,8 @@
 #include <nng/supplemental/http/http.h>
 #include <nng/supplemental/tls/tls.h>
 
+#include "tls.h"
+
 struct duet_http_server {
     nng_http_server *server;
     size_t max_body;
@@ -63,10 +65,25 @@ duet_code duet_http_server_new(const char *addr, const char *cert_file, const ch
         return nng_fail(st, "HTTP server", rv);
     }
     if (cert_file) {
+        /* separate certificate and key files, as duet-certs writes them (NNG's
+         * cert_key_file wants both in one file) */
+        char *cert = duet_tls_read_pem("HTTPS certificate", cert_file, st);
+        char *key = cert ? duet_tls_read_pem("HTTPS key", key_file, st) : NULL;
+        if (!key) {
+            free(cert);
+            nng_http_server_release(srv->server);
+            free(srv);
+            return st->code;
+        }
         nng_tls_config *tls;
-        if ((rv = nng_http_server_get_tls(srv->server, &tls)) != 0 ||
-            (rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE)) != 0 ||
-            (rv = nng_tls_config_cert_key_file(tls, cert_file, key_file)) != 0) {
+        if ((rv = nng_http_server_get_tls(srv->server, &tls)) == 0 &&
+            (rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE)) == 0) {
+            rv = nng_tls_config_own_cert(tls, cert, key, NULL); /* parsed: copies kept */
+        }
+        explicit_bzero(key, strlen(key));
+        free(key);
+        free(cert);
+        if (rv != 0) {
             nng_http_server_release(srv->server);
             free(srv);
             return duet_status_set(st, DUET_INVALID_ARGUMENT, "HTTPS certificate %s / key %s: %s",

@@ -554,26 +554,16 @@ Test(cli, https_with_the_lab_ca)
     const char *issue[] = {"duet-certs", "issue", lab,         "web-1", "--ip",
                            "127.0.0.1",  "--dns", "localhost", NULL};
     cr_assert_eq(test_run_tool(issue), 0);
-    char crt[700], key[700], pem[700], ca[700], yaml[700];
+    char crt[700], key[700], ca[700], yaml[700];
     snprintf(crt, sizeof crt, "%s/web-1.crt", lab);
     snprintf(key, sizeof key, "%s/web-1.key", lab);
     snprintf(ca, sizeof ca, "%s/ca.crt", lab);
-    /* http.cert holds the key too: the gateway's HTTP server hands NNG the certificate
-     * file alone (nng_tls_config_cert_key_file wants both in one file) */
-    snprintf(pem, sizeof pem, "%s/web-1.pem", lab);
-    char *c = test_read_file(crt, NULL), *k = test_read_file(key, NULL);
-    FILE *f = fopen(pem, "w");
-    cr_assert(c && k && f);
-    fprintf(f, "%s%s", c, k);
-    fclose(f);
-    free(c);
-    free(k);
     int port = test_free_port();
     char extra[2048], url[96];
     snprintf(extra, sizeof extra,
              "http:\n  listen: 127.0.0.1:%d\n  cert: %s\n  key: %s\n"
              "limits:\n  user_requests_per_second: 1000\n  user_request_burst: 1000\n",
-             port, pem, key);
+             port, crt, key);
     snprintf(yaml, sizeof yaml, "%s/https.yaml", lab);
     write_config(yaml, extra);
     char db[700];
