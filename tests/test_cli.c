@@ -34,8 +34,9 @@ static void write_config(const char *path, const char *extra)
     fprintf(f,
             "workers:\n  - url: %s\n    server_name: worker-1\n"
             "routing:\n  health_interval_ms: 200\n"
+            "sessions:\n  db: %s.db\n" /* beside the file, not in the working directory */
             "%s",
-            worker_url,
+            worker_url, path,
             extra ? extra
                   : "limits:\n  user_requests_per_second: 1000\n  user_request_burst: 1000\n"
                     "  requests_per_second: 1000\n  request_burst: 1000\n");
@@ -715,9 +716,12 @@ Test(cli, limits_and_a_gateway_without_workers_are_clear)
     port = test_free_port();
     snprintf(http2, sizeof http2, "127.0.0.1:%d", port);
     snprintf(url, sizeof url, "http://%s", http2);
-    const char *lonely[] = {"duet-gateway",  "--http",    http2,        "--worker", nowhere,
-                            "--worker-name", "worker-1",  "--certs",    lab,        "--name",
-                            "gateway-1",     "--api-key", "cli-key:me", NULL};
+    char lonely_db[700];
+    snprintf(lonely_db, sizeof lonely_db, "%s/lonely.db", lab);
+    const char *lonely[] = {
+        "duet-gateway", "--http",  http2,     "--worker", nowhere,     "--worker-name",
+        "worker-1",     "--certs", lab,       "--name",   "gateway-1", "--api-key",
+        "cli-key:me",   "--db",    lonely_db, NULL};
     test_spawn_tool(lonely, &extra_gateway);
     cr_assert(test_wait_listening(port, 20000));
     const char *ask2[] = {"duet", "-g", url, "-k", "cli-key", "ask", "Anyone?", NULL};
