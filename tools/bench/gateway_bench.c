@@ -4,6 +4,7 @@
 #include "gateway_bench.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 
 #include "cli_number.h"
-#include "sse_client.h"
+#include "gateway_client.h"
 #include "stats.h"
 #include "timer.h"
 
@@ -61,18 +62,26 @@ static void on_text(void *arg, const char *text, size_t len)
 static void *client_main(void *arg)
 {
     gw_client *c = arg;
-    char body[256];
-    snprintf(body, sizeof body,
-             "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story.\"}],"
-             "\"max_tokens\":%u,\"temperature\":0,\"stream\":true,"
-             "\"stream_options\":{\"include_usage\":true}}",
-             c->o->gen);
+    json_t *body =
+        json_pack("{s:[{s:s, s:s}], s:i, s:i}", "messages", "role", "user", "content",
+                  "Tell me a story.", "max_tokens", (json_int_t)c->o->gen, "temperature", 0);
+    duet_gateway_config cfg = {.url = c->o->url, .api_key = c->o->key, .key_source = "--api-key"};
+    duet_gateway *gw = NULL;
+    duet_status st;
+    if (!body || duet_gateway_open(&cfg, &gw, &st) != DUET_OK) {
+        pthread_mutex_lock(&c->t->lock);
+        c->t->failed++;
+        snprintf(c->t->last_error, sizeof c->t->last_error, "%s",
+                 body ? st.message : "out of memory");
+        pthread_mutex_unlock(&c->t->lock);
+        json_decref(body);
+        return NULL;
+    }
     while (duet_now_ns() < c->until_ns) {
         c->start_ns = duet_now_ns();
         c->first = true;
-        duet_cli_answer ans;
-        duet_status st;
-        duet_code rc = duet_cli_chat(c->o->url, c->o->key, body, on_text, c, &ans, &st);
+        duet_gateway_answer ans;
+        duet_code rc = duet_gateway_chat_stream(gw, NULL, body, on_text, c, NULL, &ans, &st);
         pthread_mutex_lock(&c->t->lock);
         if (rc == DUET_OK) {
             c->t->completed++;
@@ -85,6 +94,8 @@ static void *client_main(void *arg)
         }
         pthread_mutex_unlock(&c->t->lock);
     }
+    duet_gateway_close(gw);
+    json_decref(body);
     return NULL;
 }
 
