@@ -601,7 +601,7 @@ static duet_code check_presence(walker *w, const duet_config_schema *schema, voi
             return fail_at(w, key->start_mark, "%s has no value, and it is required", path);
         }
         if ((f->type == DUET_CONFIG_SECTION_LIST || f->type == DUET_CONFIG_STRING_LIST) &&
-            f->min_items > 0) {
+            f->min_items > 0 && (f->required || (value && !is_null(value)))) {
             size_t count = *(size_t *)member_at(obj, f->count_offset);
             if (count < f->min_items) {
                 yaml_mark_t at = value ? value->start_mark : mark;

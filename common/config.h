@@ -63,7 +63,8 @@ typedef struct {
     size_t offset;              /* of the member in the struct the schema describes */
     size_t member_size;         /* section: sizeof the member; section list: sizeof one element */
     size_t count_offset;        /* lists: of the size_t member holding the number of elements */
-    size_t min_items;           /* lists: fewer entries is an error naming the key */
+    size_t min_items;           /* lists: fewer entries is an error naming the key (an
+                                 * optional list only when it is given) */
     const char *default_string; /* NULL: no default, the member stays NULL */
     bool default_bool;
     int64_t default_int; /* int64, uint32 and enum fields */

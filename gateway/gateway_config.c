@@ -87,7 +87,7 @@ static const duet_config_schema sessions_schema =
 
 static const duet_config_field gateway_fields[] = {
     DUET_CONFIG_FIELD_SECTION_LIST(duet_gateway_config, workers, n_workers, "workers",
-                                   DUET_CONFIG_REQUIRED, 1, &duet_worker_endpoint_schema),
+                                   DUET_CONFIG_OPTIONAL, 1, &duet_worker_endpoint_schema),
     DUET_CONFIG_FIELD_SECTION(duet_gateway_config, http, "http", DUET_CONFIG_OPTIONAL,
                               &http_schema),
     DUET_CONFIG_FIELD_SECTION_LIST(duet_gateway_config, api_keys, n_api_keys, "api_keys",

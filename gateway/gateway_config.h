@@ -67,7 +67,7 @@ typedef struct {
 } duet_sessions_settings;
 
 typedef struct {
-    duet_worker_endpoint *workers; /* required, at least one */
+    duet_worker_endpoint *workers; /* none when absent (then --worker must give them) */
     size_t n_workers;
     duet_http_settings http;
     duet_api_key *api_keys;

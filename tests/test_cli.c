@@ -716,12 +716,25 @@ Test(cli, limits_and_a_gateway_without_workers_are_clear)
     port = test_free_port();
     snprintf(http2, sizeof http2, "127.0.0.1:%d", port);
     snprintf(url, sizeof url, "http://%s", http2);
-    char lonely_db[700];
+    char lonely_db[700], lonely_yaml[700];
     snprintf(lonely_db, sizeof lonely_db, "%s/lonely.db", lab);
+    /* a config file without workers: --worker gives them */
+    snprintf(lonely_yaml, sizeof lonely_yaml, "%s/lonely.yaml", lab);
+    FILE *f = fopen(lonely_yaml, "w");
+    cr_assert(f);
+    fputs("routing:\n  health_interval_ms: 200\n", f);
+    fclose(f);
+    const char *no_workers[] = {"duet-gateway", "-c",        lonely_yaml, "--certs", lab,
+                                "--name",       "gateway-1", "--db",      lonely_db, NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(test_run_tool_capture(no_workers, &out, &err), 2);
+    cr_assert(strstr(err, "no workers: give --worker URL or workers in the config"), "%s", err);
+    free(out);
+    free(err);
     const char *lonely[] = {
-        "duet-gateway", "--http",  http2,     "--worker", nowhere,     "--worker-name",
-        "worker-1",     "--certs", lab,       "--name",   "gateway-1", "--api-key",
-        "cli-key:me",   "--db",    lonely_db, NULL};
+        "duet-gateway",  "-c",       lonely_yaml, "--http", http2,    "--worker",  nowhere,
+        "--worker-name", "worker-1", "--certs",   lab,      "--name", "gateway-1", "--api-key",
+        "cli-key:me",    "--db",     lonely_db,   NULL};
     test_spawn_tool(lonely, &extra_gateway);
     cr_assert(test_wait_listening(port, 20000));
     const char *ask2[] = {"duet", "-g", url, "-k", "cli-key", "ask", "Anyone?", NULL};
