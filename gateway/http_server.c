@@ -4,20 +4,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "tls.h"
+
+/* How long an ended HTTPS stream waits for the client to close first. NNG's TLS layer
+ * finishes a write once the data is in its own buffer, and closing the connection then
+ * drops what is still buffered: the answer's last chunks. */
+#define LINGER_MS 5000
 
 struct duet_http_server {
     nng_http_server *server;
     size_t max_body;
+    bool tls;
     char url[300];
+    /* streams not yet freed (taken over connections the server no longer knows) */
+    pthread_mutex_t streams_lock;
+    pthread_cond_t streams_gone;
+    duet_http_stream *streams;
+    unsigned live_streams; /* begun, not yet freed */
+    bool stopping;
 };
 
 struct duet_http_exchange {
+    duet_http_server *srv;
     nng_aio *aio; /* the handler's: finished when the exchange ends */
     nng_http_req *req;
     nng_http_conn *conn;
@@ -27,6 +42,7 @@ struct duet_http_exchange {
 
 /* A route: NNG handlers carry one data pointer. */
 typedef struct {
+    duet_http_server *srv;
     duet_http_handler_fn fn;
     void *arg;
 } route;
@@ -50,6 +66,7 @@ duet_code duet_http_server_new(const char *addr, const char *cert_file, const ch
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
     }
     srv->max_body = max_body_bytes;
+    srv->tls = cert_file != NULL;
     snprintf(srv->url, sizeof srv->url, "%s://%s", cert_file ? "https" : "http", addr);
     nng_url *url;
     int rv = nng_url_parse(&url, srv->url);
@@ -76,9 +93,11 @@ duet_code duet_http_server_new(const char *addr, const char *cert_file, const ch
             return st->code;
         }
         nng_tls_config *tls;
-        if ((rv = nng_http_server_get_tls(srv->server, &tls)) == 0 &&
-            (rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE)) == 0) {
-            rv = nng_tls_config_own_cert(tls, cert, key, NULL); /* parsed: copies kept */
+        if ((rv = nng_http_server_get_tls(srv->server, &tls)) == 0) {
+            if ((rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE)) == 0) {
+                rv = nng_tls_config_own_cert(tls, cert, key, NULL); /* parsed: copies kept */
+            }
+            nng_tls_config_free(tls); /* NNG 1.5.2 hands it out with a reference taken */
         }
         explicit_bzero(key, strlen(key));
         free(key);
@@ -90,6 +109,8 @@ duet_code duet_http_server_new(const char *addr, const char *cert_file, const ch
                                    cert_file, key_file, nng_strerror(rv));
         }
     }
+    pthread_mutex_init(&srv->streams_lock, NULL);
+    pthread_cond_init(&srv->streams_gone, NULL);
     *out = srv;
     return DUET_OK;
 }
@@ -105,6 +126,7 @@ static void on_request(nng_aio *aio)
         nng_aio_finish(aio, NNG_ENOMEM);
         return;
     }
+    x->srv = r->srv;
     x->aio = aio;
     x->req = req;
     x->conn = conn;
@@ -137,7 +159,7 @@ duet_code duet_http_server_route(duet_http_server *srv, const char *method, cons
     if (!r) {
         return duet_status_set(st, DUET_RESOURCE_EXHAUSTED, "out of memory");
     }
-    *r = (route){fn, arg};
+    *r = (route){srv, fn, arg};
     nng_http_handler *h;
     int rv = nng_http_handler_alloc(&h, path, on_request);
     if (rv != 0) {
@@ -184,13 +206,33 @@ int duet_http_server_port(duet_http_server *srv)
     return -1;
 }
 
+static void cancel_ended_streams_locked(duet_http_server *srv);
+
 void duet_http_server_free(duet_http_server *srv)
 {
     if (!srv) {
         return;
     }
     nng_http_server_stop(srv->server);
+    /* ended streams still writing or lingering are cut short; cancelling again each round
+     * catches one that was between two operations */
+    pthread_mutex_lock(&srv->streams_lock);
+    srv->stopping = true;
+    while (srv->live_streams > 0) {
+        cancel_ended_streams_locked(srv);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 50 * 1000 * 1000;
+        if (until.tv_nsec >= 1000 * 1000 * 1000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        pthread_cond_timedwait(&srv->streams_gone, &srv->streams_lock, &until);
+    }
+    pthread_mutex_unlock(&srv->streams_lock);
     nng_http_server_release(srv->server);
+    pthread_cond_destroy(&srv->streams_gone);
+    pthread_mutex_destroy(&srv->streams_lock);
     free(srv);
 }
 
@@ -266,14 +308,20 @@ typedef struct chunk {
 } chunk;
 
 struct duet_http_stream {
+    duet_http_server *srv;
+    duet_http_stream *prev, *next; /* in srv->streams while it may be cancelled */
     pthread_mutex_t lock;
     nng_http_conn *conn;
     nng_http_req *req; /* ours after the hijack */
-    nng_aio *aio;
+    nng_aio *aio;      /* writes, then the linger's reads */
     chunk *head, *tail;
     chunk *sending; /* in flight */
     bool gone;      /* a write failed */
     bool ended;     /* the owner is done with it */
+    bool lingering; /* all is written; waiting for the client to close (only its callback
+                     * touches this once set) */
+    nng_time linger_until;
+    char sink[256]; /* what a lingering client still sends is read and dropped */
 };
 
 static chunk *make_chunk(const char *prefix, size_t plen, const void *data, size_t len,
@@ -294,11 +342,64 @@ static chunk *make_chunk(const char *prefix, size_t plen, const void *data, size
 
 static void finalize(duet_http_stream *s)
 {
+    duet_http_server *srv = s->srv;
+    pthread_mutex_lock(&srv->streams_lock);
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        srv->streams = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
+    pthread_mutex_unlock(&srv->streams_lock);
+
     nng_http_conn_close(s->conn);
     nng_http_req_free(s->req);
     nng_aio_reap(s->aio); /* we may be in its callback */
     pthread_mutex_destroy(&s->lock);
     free(s);
+
+    pthread_mutex_lock(&srv->streams_lock);
+    srv->live_streams--;
+    pthread_cond_broadcast(&srv->streams_gone);
+    pthread_mutex_unlock(&srv->streams_lock);
+}
+
+/* Cuts short what ended streams still do. With srv->streams_lock held. */
+static void cancel_ended_streams_locked(duet_http_server *srv)
+{
+    for (duet_http_stream *s = srv->streams; s; s = s->next) {
+        pthread_mutex_lock(&s->lock);
+        bool ended = s->ended;
+        pthread_mutex_unlock(&s->lock);
+        if (ended) {
+            nng_aio_cancel(s->aio);
+        }
+    }
+}
+
+static bool server_stopping(duet_http_server *srv)
+{
+    pthread_mutex_lock(&srv->streams_lock);
+    bool stopping = srv->stopping;
+    pthread_mutex_unlock(&srv->streams_lock);
+    return stopping;
+}
+
+/* Reads (and drops) until the client closes, the linger's time is up or the server
+ * stops; then the stream is finalized by on_written. */
+static void linger(duet_http_stream *s)
+{
+    nng_time now = nng_clock();
+    if (now >= s->linger_until || server_stopping(s->srv)) {
+        finalize(s);
+        return;
+    }
+    nng_iov iov = {.iov_buf = s->sink, .iov_len = sizeof s->sink};
+    nng_aio_set_iov(s->aio, 1, &iov);
+    nng_aio_set_timeout(s->aio, (nng_duration)(s->linger_until - now));
+    nng_http_conn_read(s->conn, s->aio);
 }
 
 /* Takes the next chunk to send, or NULL (then nothing is in flight). Locked. */
@@ -326,6 +427,14 @@ static void on_written(void *arg)
 {
     duet_http_stream *s = arg;
     int rv = nng_aio_result(s->aio);
+    if (s->lingering) {
+        if (rv == 0) {
+            linger(s); /* the client sent something: not closed yet */
+        } else {
+            finalize(s); /* closed, reset, timed out or cancelled */
+        }
+        return;
+    }
     pthread_mutex_lock(&s->lock);
     free(s->sending);
     if (rv != 0) {
@@ -339,9 +448,14 @@ static void on_written(void *arg)
     }
     chunk *c = next_locked(s);
     bool done = !c && s->ended;
+    bool delivered = done && !s->gone;
     pthread_mutex_unlock(&s->lock);
     if (c) {
         send_chunk(s, c);
+    } else if (delivered && s->srv->tls) {
+        s->lingering = true;
+        s->linger_until = nng_clock() + LINGER_MS;
+        linger(s);
     } else if (done) {
         finalize(s);
     }
@@ -409,6 +523,15 @@ duet_http_stream *duet_http_stream_begin(duet_http_exchange *x, uint16_t status,
         return NULL;
     }
     pthread_mutex_init(&s->lock, NULL);
+    s->srv = x->srv;
+    pthread_mutex_lock(&s->srv->streams_lock);
+    s->next = s->srv->streams;
+    if (s->next) {
+        s->next->prev = s;
+    }
+    s->srv->streams = s;
+    s->srv->live_streams++;
+    pthread_mutex_unlock(&s->srv->streams_lock);
     s->conn = x->conn;
     s->req = x->req;
     nng_http_hijack(x->conn); /* the server forgets the connection and the request */

@@ -37,7 +37,8 @@ duet_code duet_http_server_start(duet_http_server *srv, duet_status *st);
 /* The TCP port listened on, or -1. */
 int duet_http_server_port(duet_http_server *srv);
 
-/* Stops listening and frees the server. Streams begun must have been ended. */
+/* Stops listening and frees the server. Streams begun must have been ended; any still
+ * sending or waiting for their client to close are cut short first. */
 void duet_http_server_free(duet_http_server *srv);
 
 /* ---- one request ---- */
@@ -69,7 +70,9 @@ duet_code duet_http_stream_write(duet_http_stream *s, const void *data, size_t l
 bool duet_http_stream_gone(duet_http_stream *s);
 
 /* Sends the last chunk, closes the connection when everything queued is out, and frees
- * the stream (not to be used after). */
+ * the stream (not to be used after). Over HTTPS the connection is closed once the client
+ * has closed its end (for up to 5 s): NNG's TLS layer reports a write done while the data
+ * is still in its buffer, and closing at once would lose the answer's end. */
 void duet_http_stream_end(duet_http_stream *s);
 
 #endif
