@@ -18,6 +18,11 @@
  * drops what is still buffered: the answer's last chunks. */
 #define LINGER_MS 5000
 
+/* A stream's bytes written but not yet sent: past this the client is taken as gone (it
+ * stopped reading), so a stalled reader cannot make the gateway hold an answer's worth of
+ * events after events in memory. An answer's events are far smaller. */
+#define MAX_UNSENT_BYTES (1u << 20)
+
 struct duet_http_server {
     nng_http_server *server;
     size_t max_body;
@@ -316,7 +321,8 @@ struct duet_http_stream {
     nng_aio *aio;      /* writes, then the linger's reads */
     chunk *head, *tail;
     chunk *sending; /* in flight */
-    bool gone;      /* a write failed */
+    size_t unsent;  /* bytes queued or in flight */
+    bool gone;      /* a write failed, or the client stopped reading */
     bool ended;     /* the owner is done with it */
     bool lingering; /* all is written; waiting for the client to close (only its callback
                      * touches this once set) */
@@ -416,6 +422,18 @@ static chunk *next_locked(duet_http_stream *s)
     return c;
 }
 
+/* Frees what is queued and not yet in flight. Locked. */
+static void drop_queue_locked(duet_http_stream *s)
+{
+    while (s->head) {
+        chunk *c = s->head;
+        s->head = c->next;
+        s->unsent -= c->len;
+        free(c);
+    }
+    s->tail = NULL;
+}
+
 static void send_chunk(duet_http_stream *s, chunk *c)
 {
     nng_iov iov = {.iov_buf = c->data, .iov_len = c->len};
@@ -436,15 +454,11 @@ static void on_written(void *arg)
         return;
     }
     pthread_mutex_lock(&s->lock);
+    s->unsent -= s->sending->len;
     free(s->sending);
     if (rv != 0) {
         s->gone = true;
-        while (s->head) {
-            chunk *c = s->head;
-            s->head = c->next;
-            free(c);
-        }
-        s->tail = NULL;
+        drop_queue_locked(s);
     }
     chunk *c = next_locked(s);
     bool done = !c && s->ended;
@@ -461,16 +475,23 @@ static void on_written(void *arg)
     }
 }
 
-/* Appends c and starts sending if idle. */
-static void enqueue(duet_http_stream *s, chunk *c)
+/* Queues c. Locked. */
+static void append_locked(duet_http_stream *s, chunk *c)
 {
-    pthread_mutex_lock(&s->lock);
     if (s->tail) {
         s->tail->next = c;
     } else {
         s->head = c;
     }
     s->tail = c;
+    s->unsent += c->len;
+}
+
+/* Queues c and starts sending if idle. */
+static void enqueue(duet_http_stream *s, chunk *c)
+{
+    pthread_mutex_lock(&s->lock);
+    append_locked(s, c);
     chunk *go = s->sending ? NULL : next_locked(s);
     pthread_mutex_unlock(&s->lock);
     if (go) {
@@ -547,19 +568,32 @@ duet_code duet_http_stream_write(duet_http_stream *s, const void *data, size_t l
     if (len == 0) {
         return DUET_OK; /* an empty chunk would end the stream */
     }
-    pthread_mutex_lock(&s->lock);
-    bool gone = s->gone;
-    pthread_mutex_unlock(&s->lock);
-    if (gone) {
-        return DUET_UNAVAILABLE;
-    }
     char size[24];
     int n = snprintf(size, sizeof size, "%zx\r\n", len);
     chunk *c = make_chunk(size, (size_t)n, data, len, "\r\n", 2);
     if (!c) {
         return DUET_RESOURCE_EXHAUSTED;
     }
-    enqueue(s, c);
+    pthread_mutex_lock(&s->lock);
+    bool stalled = !s->gone && s->unsent + c->len > MAX_UNSENT_BYTES;
+    if (stalled) {
+        s->gone = true; /* the client stopped reading */
+        drop_queue_locked(s);
+    }
+    if (s->gone) {
+        pthread_mutex_unlock(&s->lock);
+        free(c);
+        if (stalled) {
+            nng_aio_cancel(s->aio); /* the write in flight may never finish */
+        }
+        return DUET_UNAVAILABLE;
+    }
+    append_locked(s, c);
+    chunk *go = s->sending ? NULL : next_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    if (go) {
+        send_chunk(s, go);
+    }
     return DUET_OK;
 }
 
@@ -578,12 +612,7 @@ void duet_http_stream_end(duet_http_stream *s)
     s->ended = true;
     bool idle = !s->sending;
     if (last && !s->gone) {
-        if (s->tail) {
-            s->tail->next = last;
-        } else {
-            s->head = last;
-        }
-        s->tail = last;
+        append_locked(s, last);
         last = NULL;
     }
     chunk *go = idle ? next_locked(s) : NULL;

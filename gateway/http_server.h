@@ -63,7 +63,8 @@ duet_http_stream *duet_http_stream_begin(duet_http_exchange *x, uint16_t status,
                                          const char *content_type, const char *const *headers);
 
 /* Queues len bytes as one chunk; never blocks. UNAVAILABLE once the client has gone (seen
- * when a write fails), RESOURCE_EXHAUSTED when out of memory. */
+ * when a write fails) or stopped reading (1 MiB written and not yet sent: the stream is
+ * then cut off), RESOURCE_EXHAUSTED when out of memory. */
 duet_code duet_http_stream_write(duet_http_stream *s, const void *data, size_t len);
 
 /* True once a write failed (the client went away). */

@@ -96,6 +96,41 @@ static void events(duet_http_exchange *x, void *arg)
     atomic_store(&stream_started, true);
 }
 
+/* A flood: 16 KiB events written as fast as possible until the stream refuses one (or
+ * 64 MiB went in), from a thread of its own. */
+static struct {
+    duet_http_stream *s;
+    size_t written;
+    duet_code rc;
+} flood_state;
+static pthread_t flood_thread;
+static atomic_bool flood_done;
+
+static void *flood_main(void *arg)
+{
+    (void)arg;
+    static char ev[16384];
+    memset(ev, 'x', sizeof ev);
+    flood_state.rc = DUET_OK;
+    while (flood_state.rc == DUET_OK && flood_state.written < (64u << 20)) {
+        flood_state.rc = duet_http_stream_write(flood_state.s, ev, sizeof ev);
+        if (flood_state.rc == DUET_OK) {
+            flood_state.written += sizeof ev;
+        }
+    }
+    duet_http_stream_end(flood_state.s);
+    atomic_store(&flood_done, true);
+    return NULL;
+}
+
+static void flood(duet_http_exchange *x, void *arg)
+{
+    (void)arg;
+    flood_state.s = duet_http_stream_begin(x, 200, "text/event-stream", NULL);
+    cr_assert_not_null(flood_state.s);
+    pthread_create(&flood_thread, NULL, flood_main, NULL);
+}
+
 static void setup(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -105,6 +140,7 @@ static void setup(void)
     cr_assert_eq(duet_http_server_route(srv, "GET", "/hello", true, hello, NULL, &st), DUET_OK);
     cr_assert_eq(duet_http_server_route(srv, "POST", "/echo", false, echo, NULL, &st), DUET_OK);
     cr_assert_eq(duet_http_server_route(srv, "GET", "/events", false, events, NULL, &st), DUET_OK);
+    cr_assert_eq(duet_http_server_route(srv, "GET", "/flood", false, flood, NULL, &st), DUET_OK);
     cr_assert_eq(duet_http_server_start(srv, &st), DUET_OK, "%s", st.message);
     port = duet_http_server_port(srv);
     cr_assert_gt(port, 0);
@@ -236,6 +272,27 @@ Test(http, a_client_that_hangs_up_makes_writes_fail)
     cr_assert_eq(the_streamer.last_rc, DUET_UNAVAILABLE, "writes returned %d %d %d %d %d",
                  the_streamer.rc[0], the_streamer.rc[1], the_streamer.rc[2], the_streamer.rc[3],
                  the_streamer.rc[4]);
+}
+
+/* A client that stops reading: the stream refuses more once 1 MiB waits to be sent (plus
+ * what the kernel's socket buffers hold), rather than queueing without end. */
+Test(http, a_client_that_stops_reading_is_cut_off)
+{
+    int fd = connect_to_server();
+    const char *req = "GET /flood HTTP/1.1\r\nHost: a\r\n\r\n";
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char buf[256];
+    cr_assert_gt(read(fd, buf, sizeof buf), 0);
+    for (int i = 0; i < 3000 && !atomic_load(&flood_done); i++) {
+        usleep(10 * 1000);
+    }
+    cr_assert(atomic_load(&flood_done), "the writer is still going after 30 s");
+    pthread_join(flood_thread, NULL);
+    close(fd);
+    cr_assert_eq(flood_state.rc, DUET_UNAVAILABLE, "wrote %zu bytes, all taken",
+                 flood_state.written);
+    cr_assert_lt(flood_state.written, (size_t)48 << 20, "%zu bytes taken before the cut",
+                 flood_state.written);
 }
 
 /* ---- HTTPS ---- */
