@@ -190,6 +190,16 @@ static size_t roundtrip(const char *request, char *out, size_t cap, bool close_a
     return got;
 }
 
+/* Connects and sends GET path; the connection, to read the reply from. */
+static int ask_for(const char *path)
+{
+    int fd = connect_to_server();
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)n), (ssize_t)n);
+    return fd;
+}
+
 Test(http, whole_replies_and_routes)
 {
     char buf[4096];
@@ -229,9 +239,7 @@ Test(http, a_chunked_request_body_is_refused)
 
 Test(http, streamed_events_arrive_as_they_are_written)
 {
-    int fd = connect_to_server();
-    const char *req = "GET /events HTTP/1.1\r\nHost: a\r\n\r\n";
-    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    int fd = ask_for("/events");
     char buf[8192];
     size_t got = 0;
     uint64_t first_event_ns = 0;
@@ -262,9 +270,7 @@ Test(http, streamed_events_arrive_as_they_are_written)
 /* A client that hangs up: the writes after it fail, the stream still ends cleanly. */
 Test(http, a_client_that_hangs_up_makes_writes_fail)
 {
-    int fd = connect_to_server();
-    const char *req = "GET /events HTTP/1.1\r\nHost: a\r\n\r\n";
-    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    int fd = ask_for("/events");
     char buf[256];
     cr_assert_gt(read(fd, buf, sizeof buf), 0);
     close(fd);
@@ -278,9 +284,7 @@ Test(http, a_client_that_hangs_up_makes_writes_fail)
  * what the kernel's socket buffers hold), rather than queueing without end. */
 Test(http, a_client_that_stops_reading_is_cut_off)
 {
-    int fd = connect_to_server();
-    const char *req = "GET /flood HTTP/1.1\r\nHost: a\r\n\r\n";
-    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    int fd = ask_for("/flood");
     char buf[256];
     cr_assert_gt(read(fd, buf, sizeof buf), 0);
     for (int i = 0; i < 3000 && !atomic_load(&flood_done); i++) {
