@@ -48,7 +48,9 @@ static void chat_error(duet_chat_api *api, duet_http_exchange *x, duet_code code
     const char *reason = code == DUET_NOT_FOUND ? "session_not_found"
                          : code == DUET_ABORTED ? "session_busy"
                                                 : NULL;
-    count_status(api, duet_api_reply_error(x, code, message, param, reason, retry_ms));
+    /* counted before the reply leaves: a client reading /metrics right after sees it */
+    count_status(api, duet_openai_error_kind_of(code).http_status);
+    duet_api_reply_error(x, code, message, param, reason, retry_ms);
 }
 
 /* The model as the workers serve it: tokenizer, context, template and name. */
